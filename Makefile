@@ -1,0 +1,63 @@
+# The README's two commands: `make run` and `make test`. Each builds .venv from the lock when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+SYNCED := $(VENV)/.synced-$(UV_VERSION)
+VAR := var
+DEMO_DB := $(VAR)/demo/demo.sqlite
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+export GOVEX_CATALOG_DIR ?= examples/demo/catalog
+export GOVEX_SOURCES ?= {"demo": "$(DEMO_DB)"}
+export GOVEX_KEYS_FILE ?= examples/demo/keys.json
+export GOVEX_LEDGER_URL ?= sqlite:///$(VAR)/ledger.sqlite
+export GOVEX_PACKET_ROOT ?= $(VAR)/packets
+export GOVEX_ORIGIN ?= govex.localhost/ledger/demo
+
+.PHONY: run test lint typecheck imports pytest schemas clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): pyproject.toml uv.lock | $(BIN)/uv
+	$(BIN)/uv sync --locked --inexact --group dev --python $(BIN)/python
+	touch $@
+
+$(DEMO_DB): | $(SYNCED)
+	$(BIN)/python examples/demo/generate.py $(DEMO_DB)
+
+run: $(SYNCED) $(DEMO_DB)
+	@echo
+	@echo "govex is starting on http://$(HOST):$(PORT) (demo catalog, embedded SQLite ledger in $(VAR)/)."
+	@echo "Get a packet (demo key of alice, tenant acme):"
+	@echo
+	@echo "  curl -sS -H 'Authorization: Bearer gvx-demo-alice' -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"entry\": \"invoices.unpaid\", \"params\": {\"tenant\": \"acme\"}}' http://$(HOST):$(PORT)/v1/calls"
+	@echo
+	@echo "Then see README.md, 'A five-minute tour'. API docs: http://$(HOST):$(PORT)/docs"
+	@echo
+	$(BIN)/govex serve --host $(HOST) --port $(PORT)
+
+lint: $(SYNCED)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(SYNCED)
+	$(BIN)/mypy
+
+imports: $(SYNCED)
+	$(BIN)/lint-imports
+
+pytest: $(SYNCED)
+	$(BIN)/pytest -q
+
+test: lint typecheck imports pytest
+
+schemas: $(SYNCED)
+	$(BIN)/govex schemas write schemas
+
+clean:
+	rm -rf $(VAR)

@@ -1,0 +1,190 @@
+"""The resolved catalog: frozen entry models and the seal document (FORMATS section 2).
+
+``ResolvedCatalog.model_dump(mode="json")`` is exactly the document that is
+hashed: every field of every entry is always present, entries are sorted by
+id. The models here hold already-checked values; :mod:`catalog.load` turns a
+``catalog.toml`` into them and reports problems with file, line, entry and key.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from catalog.digest import DigestSet
+from catalog.errors import UnknownEntry
+from catalog.ids import ENTRY_ID_PATTERN
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+JsonScalar = str | int | float | bool | None
+"""A normalized input or default value: what a bound parameter holds."""
+
+CATALOG_FORMAT = "govex.catalog/v1"
+SEAL_FORMAT = "govex.seal/v1"
+# FORMATS section 1 time form, always with microseconds and Z.
+RFC3339_MICROS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+
+DEFAULT_TIMEOUT_MS = 30_000
+DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_MAX_BYTES = 1_073_741_824
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ParamType(StrEnum):
+    """The parameter types a catalog entry may declare."""
+
+    integer = "integer"
+    number = "number"
+    string = "string"
+    boolean = "boolean"
+    date = "date"
+    timestamp = "timestamp"
+    enum = "enum"
+
+
+Engine = Literal["sqlite", "postgresql"]
+ExitVerdict = Literal["ran_clean", "ran_with_drift", "error_running"]
+
+
+class ParamSpec(BaseModel):
+    """One declared parameter. Keys that do not apply to ``type`` are ``None``.
+
+    ``default`` is already normalized (see :func:`catalog.params.bind_inputs`);
+    ``required`` is false whenever a default exists.
+    """
+
+    model_config = _FROZEN
+
+    type: ParamType
+    required: bool = True
+    default: JsonScalar = None
+    min: int | float | None = None
+    max: int | float | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    choices: tuple[str, ...] | None = None
+    description: str = ""
+
+
+class Claim(BaseModel):
+    """What a query claims about its result: rows ``absent`` or ``present``."""
+
+    model_config = _FROZEN
+
+    expect: Literal["absent", "present"]
+    surface: Literal["exhaustive", "scoped"]
+
+
+class _EntryBase(BaseModel):
+    model_config = _FROZEN
+
+    id: str = Field(pattern=ENTRY_ID_PATTERN)
+    title: str
+    description: str = ""
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    timeout_ms: int = Field(default=DEFAULT_TIMEOUT_MS, gt=0)
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+    tags: tuple[str, ...] = ()
+    sensitive: bool = False
+    requires_approval: bool = False
+    tenant_scoped: bool = False
+    tenant_param: str | None = None
+
+
+class QueryEntry(_EntryBase):
+    """A read-only SQL query: ``sql`` is the checked file text, CRLF normalized to LF."""
+
+    kind: Literal["query"] = "query"
+    source: str
+    engine: Engine
+    sql_file: str
+    sql: str
+    max_rows: int = Field(default=DEFAULT_MAX_ROWS, gt=0)
+    claim: Claim | None = None
+
+
+def default_exit_codes() -> dict[str, ExitVerdict]:
+    """Exit 0 means ``ran_clean``; every other code ``error_running``."""
+    return {"0": "ran_clean"}
+
+
+class CommandEntry(_EntryBase):
+    """A non-mutating command: ``argv`` template with ``{param}`` whole-item placeholders.
+
+    ``exit_codes`` maps decimal exit codes to verdicts; unmapped codes mean
+    ``error_running``.
+    """
+
+    kind: Literal["command"] = "command"
+    argv: tuple[str, ...] = Field(min_length=1)
+    mutating: Literal[False] = False
+    exit_codes: dict[str, ExitVerdict] = Field(default_factory=default_exit_codes)
+
+
+Entry = Annotated[QueryEntry | CommandEntry, Field(discriminator="kind")]
+
+
+class ResolvedCatalog(BaseModel):
+    """The resolved catalog document; ``entries`` sorted by id, ids unique."""
+
+    model_config = _FROZEN
+
+    format: Literal["govex.catalog/v1"] = "govex.catalog/v1"
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    entries: tuple[Entry, ...] = ()
+
+    @model_validator(mode="after")
+    def _sorted_unique(self) -> ResolvedCatalog:
+        ids = [e.id for e in self.entries]
+        if ids != sorted(set(ids)):
+            raise ValueError("entries must be sorted by id and ids must be unique")
+        return self
+
+    @property
+    def by_id(self) -> Mapping[str, QueryEntry | CommandEntry]:
+        """Read-only view of the entries keyed by id."""
+        return MappingProxyType({e.id: e for e in self.entries})
+
+    def entry(self, entry_id: str) -> QueryEntry | CommandEntry:
+        """Return the entry ``entry_id``; raise :class:`UnknownEntry` when there is none."""
+        for e in self.entries:
+            if e.id == entry_id:
+                return e
+        raise UnknownEntry(entry_id)
+
+
+class SealCatalog(BaseModel):
+    model_config = _FROZEN
+
+    name: str
+    version: str
+
+
+class SealSignature(BaseModel):
+    """Ed25519 signature over ``catalog_digest.sha256`` raw bytes; checked in service/."""
+
+    model_config = _FROZEN
+
+    key: str = Field(min_length=1)
+    sig: str = Field(min_length=1)
+
+
+class Seal(BaseModel):
+    """The ``catalog.seal.json`` document (FORMATS section 2). Not itself hashed."""
+
+    model_config = _FROZEN
+
+    format: Literal["govex.seal/v1"] = "govex.seal/v1"
+    catalog: SealCatalog
+    catalog_digest: DigestSet
+    entries: dict[str, DigestSet]
+    authority: Literal["sealed", "governed"] = "sealed"
+    sealed_at: str = Field(pattern=RFC3339_MICROS_PATTERN)
+    signature: SealSignature | None = None

@@ -1,0 +1,231 @@
+"""Ledger entries and their exact bytes (FORMATS section 3).
+
+Entry ``i`` is ``{"v": 1, "seq": i, "ts", "kind", "prev", "body"}``;
+``leaf_input(i)`` is its RFC 8785 serialization (the bytes stored and
+exported) and ``leaf_hash(i) = SHA-256(0x00 || leaf_input(i))``; ``prev`` of
+entry ``i`` is the hex of ``leaf_hash(i - 1)``, or :data:`ZERO_PREV` for
+``i = 0``.
+
+Each kind has a body model holding the fields a verifier may rely on. Bodies
+may carry more (``extra="allow"``); an :class:`Entry` validates its body
+against the model of its kind when it is built, so an ``Entry`` value always
+has a known kind and a body of the right shape.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from ledger.canonical import jcs
+from ledger.errors import InvalidTimestamp
+from ledger.merkle import leaf_hash  # re-exported: entry bytes and their hash in one place
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "BODY_MODELS",
+    "HEX64_PATTERN",
+    "OPAQUE_ID_PATTERN",
+    "TS_PATTERN",
+    "ZERO_PREV",
+    "BodyDigest",
+    "CallDeniedBody",
+    "CallFinishedBody",
+    "CallStartedBody",
+    "Entry",
+    "Kind",
+    "PacketIssuedBody",
+    "ServiceStartedBody",
+    "entry_from_leaf_input",
+    "explain",
+    "format_ts",
+    "leaf_hash",
+    "leaf_input",
+    "parse_ts",
+]
+
+ZERO_PREV = "0" * 64
+HEX64_PATTERN = r"^[0-9a-f]{64}$"
+TS_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
+# Same rule as catalog.ids (FORMATS section 1); the packages do not import each other.
+OPAQUE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Kind(StrEnum):
+    """The entry kinds every ledger has."""
+
+    service_started = "service.started"
+    call_started = "call.started"
+    call_denied = "call.denied"
+    call_finished = "call.finished"
+    packet_issued = "packet.issued"
+
+
+def format_ts(moment: datetime) -> str:
+    """Format an aware ``moment`` as FORMATS time text: UTC, microseconds, ``Z``.
+
+    Raises :class:`InvalidTimestamp` for a naive datetime: guessing its zone
+    would put a wrong time in the ledger.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidTimestamp(f"naive datetime {moment.isoformat()} has no timezone", where="ts")
+    u = moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
+    )
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse FORMATS time ``text`` to an aware UTC datetime; :class:`InvalidTimestamp` otherwise."""
+    try:
+        if len(text) != len("0000-00-00T00:00:00.000000Z"):
+            raise ValueError("wrong length")  # noqa: TRY301 - one message for every malformed text
+        return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidTimestamp(
+            f"{text!r} is not RFC 3339 UTC with microseconds and Z", where="ts"
+        ) from exc
+
+
+class _Body(BaseModel):
+    """Base of the body models: strict, frozen, extra fields allowed (bodies may carry more)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+
+
+class BodyDigest(BaseModel):
+    """A FORMATS digest set inside a body: ``{"sha256", "blake3"}``, lowercase hex."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    sha256: str = Field(pattern=HEX64_PATTERN)
+    blake3: str = Field(pattern=HEX64_PATTERN)
+
+
+class ServiceStartedBody(_Body):
+    version: str = Field(min_length=1)
+    module_sha256: str = Field(pattern=HEX64_PATTERN)
+    catalog_digest: BodyDigest
+    authority_status: Literal["provisional", "sealed", "governed"]
+
+
+class CallStartedBody(_Body):
+    call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    contract: dict[str, JsonValue]
+
+
+class CallDeniedBody(_Body):
+    call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    reason: str = Field(min_length=1)
+    contract: dict[str, JsonValue] | None = None  # what was known of it when the call was refused
+
+
+class CallFinishedBody(_Body):
+    call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    verdict: Literal["ran_clean", "ran_with_drift", "error_running", "timed_out", "blocked"]
+    exit_code: int
+    result_digest: BodyDigest | None
+    rows: int | None = Field(ge=0)
+    bytes: int | None = Field(ge=0)
+    duration_ms: int = Field(ge=0)
+
+
+class PacketIssuedBody(_Body):
+    call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    packet_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    manifest_hash: BodyDigest
+
+
+BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
+    {
+        Kind.service_started.value: ServiceStartedBody,
+        Kind.call_started.value: CallStartedBody,
+        Kind.call_denied.value: CallDeniedBody,
+        Kind.call_finished.value: CallFinishedBody,
+        Kind.packet_issued.value: PacketIssuedBody,
+    }
+)
+
+
+class Entry(BaseModel):
+    """One ledger entry. Building one checks every FORMATS section 3 rule but the chain.
+
+    Raises pydantic's ``ValidationError`` for a wrong field, an unknown kind,
+    a malformed ``ts`` or ``prev``, or a body that its kind's model refuses.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    v: Literal[1]
+    seq: int = Field(ge=0)
+    ts: str = Field(pattern=TS_PATTERN)
+    kind: Kind = Field(strict=False)  # JSON text names the kind; lax only to take that string
+    prev: str = Field(pattern=HEX64_PATTERN)
+    body: dict[str, JsonValue]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v_is_the_integer_one(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hook
+        # Literal[1] also takes True and 1.0; JSON `true` must not pass for version 1.
+        if isinstance(data, dict) and "v" in data and type(data["v"]) is not int:
+            raise ValueError("v must be the integer 1")
+        return data
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        try:
+            parse_ts(self.ts)
+        except InvalidTimestamp as exc:
+            raise ValueError(exc.message) from exc
+        try:
+            BODY_MODELS[self.kind.value].model_validate(self.body)
+        except ValidationError as exc:
+            # Re-raised as a plain ValueError so the outer error names the body fields.
+            raise ValueError(f"body of {self.kind.value}: {explain(exc)}") from exc
+        return self
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Return the entry as the JSON object that :func:`leaf_input` canonicalizes."""
+        return {
+            "v": self.v,
+            "seq": self.seq,
+            "ts": self.ts,
+            "kind": self.kind.value,
+            "prev": self.prev,
+            "body": self.body,
+        }
+
+
+def explain(exc: ValidationError) -> str:
+    """One line naming each field pydantic refused and why (no input values: they may be secret)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(entry)'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def leaf_input(entry: Entry) -> bytes:
+    """``JCS(entry)``: the exact bytes stored, exported and hashed into the tree.
+
+    Raises :class:`ledger.errors.CanonicalizationError` (naming the entry) for
+    a body value JCS cannot encode, such as a non-finite float.
+    """
+    return jcs(entry.to_json_dict(), where=f"ledger entry seq {entry.seq}")
+
+
+def entry_from_leaf_input(data: bytes) -> Entry:
+    """Parse and validate stored bytes. No canonical-form or chain check (see ``ledger.verify``).
+
+    Raises ``ValueError`` for bytes that are not JSON and pydantic's
+    ``ValidationError`` (a ``ValueError``) for JSON that is not an entry.
+    """
+    return Entry.model_validate(json.loads(data))

@@ -1,0 +1,1 @@
+"""The default Cedar schema and policies (`default.cedarschema`, `*.cedar`)."""

@@ -1,0 +1,1 @@
+"""JSON Schemas of every govex document (FORMATS.md), generated from the models."""

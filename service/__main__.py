@@ -1,0 +1,5 @@
+"""``python -m service``: the govex command line."""
+
+from service.cli import main
+
+main()

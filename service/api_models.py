@@ -1,0 +1,194 @@
+"""HTTP response models: what routes return, shaped from core results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from catalog.digest import DigestSet
+from catalog.model import Entry
+from service.call_index import CallRecord
+from service.calls import CallResult
+from service.packets.manifest import Claim
+from service.sealed_catalog import SealedCatalog
+
+
+class EntrySummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str
+    title: str
+    description: str
+    entry_digest: DigestSet
+    href: str
+
+    @classmethod
+    def of(cls, entry: Entry, digest: DigestSet) -> EntrySummary:
+        return cls(
+            id=entry.id,
+            kind=entry.kind,
+            title=entry.title,
+            description=entry.description,
+            entry_digest=digest,
+            href=f"/v1/catalog/{entry.id}",
+        )
+
+
+class CatalogView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    catalog_digest: DigestSet
+    authority_status: str
+    entries: list[EntrySummary]
+
+    @classmethod
+    def of(cls, sealed: SealedCatalog, digests: dict[str, DigestSet]) -> CatalogView:
+        return cls(
+            name=sealed.catalog.name,
+            version=sealed.catalog.version,
+            catalog_digest=sealed.digest,
+            authority_status=sealed.authority.value,
+            entries=[EntrySummary.of(e, digests[e.id]) for e in sealed.catalog.entries],
+        )
+
+
+class EntryView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    entry: dict[str, Any] = Field(description="The resolved entry exactly as sealed.")
+    entry_digest: DigestSet
+    authority_status: str
+
+
+class LedgerSeqs(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    started: int | None
+    finished: int | None
+    packet_issued: int | None
+
+
+class CallResponse(BaseModel):
+    """The outcome of ``POST /v1/calls``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    mode: str
+    verdict: str | None = Field(description="FORMATS section 6 verdict; null for a dry run.")
+    exit_code: int | None
+    ledger: LedgerSeqs
+    packet_id: str | None
+    manifest_hash: DigestSet | None
+    rows: int | None
+    bytes: int | None
+    complete: bool | None
+    claim: Claim | None
+    duration_ms: int | None
+    error: str | None
+    contract: dict[str, Any]
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, result: CallResult) -> CallResponse:
+        links = {"call": f"/v1/calls/{result.call_id}"}
+        if result.packet_id:
+            links["packet"] = f"/v1/packets/{result.packet_id}"
+            links["manifest"] = f"/v1/packets/{result.packet_id}/manifest"
+        return cls(
+            call_id=result.call_id,
+            mode=result.contract.mode,
+            verdict=result.verdict.value if result.verdict else None,
+            exit_code=result.verdict.exit_code if result.verdict else None,
+            ledger=LedgerSeqs(
+                started=result.started_seq,
+                finished=result.finished_seq,
+                packet_issued=result.packet_seq,
+            ),
+            packet_id=result.packet_id,
+            manifest_hash=result.manifest_hash,
+            rows=result.rows,
+            bytes=result.bytes,
+            complete=result.complete,
+            claim=result.claim,
+            duration_ms=result.duration_ms,
+            error=result.error,
+            contract=result.contract.record(),
+            links=links,
+        )
+
+
+class CallStatus(BaseModel):
+    """``GET /v1/calls/{id}``: where a call stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    entry: str
+    principal: str
+    state: str
+    verdict: str | None
+    ledger: LedgerSeqs
+    packet_id: str | None
+    manifest_hash: DigestSet | None
+    rows: int | None
+    bytes: int | None
+    created_at: str
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, record: CallRecord) -> CallStatus:
+        manifest = (
+            DigestSet(sha256=record.manifest_sha256, blake3=record.manifest_blake3)
+            if record.manifest_sha256 and record.manifest_blake3
+            else None
+        )
+        return cls(
+            call_id=record.call_id,
+            entry=record.entry_id,
+            principal=record.principal,
+            state=record.state,
+            verdict=record.verdict,
+            ledger=LedgerSeqs(
+                started=record.started_seq,
+                finished=record.finished_seq,
+                packet_issued=record.packet_seq,
+            ),
+            packet_id=record.packet_id,
+            manifest_hash=manifest,
+            rows=record.rows,
+            bytes=record.bytes,
+            created_at=record.created_at,
+            finished_at=record.finished_at,
+        )
+
+
+class LedgerEntryView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    ts: str
+    kind: str
+    prev: str
+    body: dict[str, Any]
+
+
+class LedgerPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    size: int
+    start: int
+    entries: list[LedgerEntryView]
+    next: str | None
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    version: str
+    authority_status: str

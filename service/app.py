@@ -1,0 +1,142 @@
+"""The FastAPI edge: lifespan builds the runtime, one handler turns errors into problems.
+
+Start with ``uvicorn --factory service.app:app_factory`` (or ``govex serve``):
+only :func:`app_factory` reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from catalog.errors import CatalogError
+from ledger.errors import LedgerError
+from service.clock import Clock, system_clock
+from service.context import request_id_var
+from service.errors import ServiceError, Unauthenticated
+from service.ids import new_ulid
+from service.packets.errors import PacketError
+from service.problems import PROBLEM_MEDIA_TYPE, http_error_body, invalid_request_body, problem_body
+from service.routes import calls, catalog, health, ledger, packets
+from service.runtime import build_runtime
+from service.settings import Settings
+
+_log = structlog.get_logger("govex.http")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
+    """An app whose lifespan opens the runtime for ``settings`` and closes it after."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings, clock=clock)
+        app.state.runtime = runtime
+        _log.info(
+            "service.started",
+            authority_status=runtime.sealed.authority.value,
+            catalog=runtime.sealed.catalog.name,
+            provisional_reason=runtime.sealed.provisional_reason,
+        )
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="govex",
+        summary="Audited read-only exports: sealed catalog, call contracts, ledger, packets.",
+        version="1",
+        lifespan=lifespan,
+    )
+    for router in (catalog.router, calls.router, packets.router, ledger.router, health.router):
+        app.include_router(router)
+    app.middleware("http")(_request_id_middleware)
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.add_exception_handler(StarletteHTTPException, _http_problem)
+    for domain_error in (ServiceError, CatalogError, LedgerError, PacketError):
+        app.add_exception_handler(domain_error, _domain_problem)
+    app.add_exception_handler(Exception, _internal_problem)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Uvicorn factory: settings from ``GOVEX_*`` environment variables."""
+    return create_app(Settings())
+
+
+async def _request_id_middleware(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    supplied = request.headers.get("x-request-id", "")
+    request_id = supplied if _SAFE_REQUEST_ID.fullmatch(supplied) else new_ulid(system_clock())
+    request.state.request_id = request_id
+    token = request_id_var.set(request_id)
+    try:
+        response = await call_next(request)
+    finally:
+        request_id_var.reset(token)
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    response = JSONResponse(
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+    if body.get("request_id"):
+        response.headers["X-Request-ID"] = body["request_id"]
+    return response
+
+
+def _request_id(request: Request) -> str | None:
+    request_id: str | None = getattr(request.state, "request_id", None)
+    return request_id
+
+
+async def _domain_problem(request: Request, exc: Exception) -> Response:
+    body = problem_body(exc, request_id=_request_id(request), instance=request.url.path)
+    _log.info("request.refused", code=body["code"], status=body["status"], path=request.url.path)
+    headers = (
+        {"WWW-Authenticate": 'Bearer realm="govex"'} if isinstance(exc, Unauthenticated) else None
+    )
+    return _problem_response(body, headers)
+
+
+async def _validation_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
+    errors = [
+        {
+            "pointer": "/" + "/".join(str(p) for p in err["loc"][1:]),
+            "location": str(err["loc"][0]),
+            "detail": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+    return _problem_response(
+        invalid_request_body(errors, request_id=_request_id(request), instance=request.url.path)
+    )
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
+    body = http_error_body(
+        exc.status_code, str(exc.detail), request_id=_request_id(request), instance=request.url.path
+    )
+    return _problem_response(body)
+
+
+async def _internal_problem(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the server log only; the user gets the request id.
+    _log.error("request.failed", path=request.url.path, exc_info=exc)
+    return _problem_response(
+        problem_body(exc, request_id=_request_id(request), instance=request.url.path)
+    )

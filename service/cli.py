@@ -1,0 +1,364 @@
+"""The ``govex`` command line: thin commands over the same core as the HTTP routes.
+
+Exit codes follow FORMATS section 6: a call exits with its verdict's code;
+``packet verify`` and ``ledger verify`` exit 0 (every check passed), 1 (a check
+failed) or 2 (usage or I/O error). Offline commands import neither FastAPI nor
+SQLAlchemy: heavy modules load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from catalog.authority import AuthorityStatus
+from catalog.errors import CatalogError
+from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE, exit_code
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+app = typer.Typer(
+    name="govex",
+    help="Audited read-only exports: sealed catalogs, call contracts, a ledger, packets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+catalog_app = typer.Typer(help="Check, seal and verify a catalog directory.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Verify and export the ledger.", no_args_is_help=True)
+packet_app = typer.Typer(help="Verify export packets offline.", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON Schemas of govex documents.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(packet_app, name="packet")
+app.add_typer(schemas_app, name="schemas")
+
+CatalogDir = Annotated[
+    Path, typer.Argument(help="Catalog directory (catalog.toml).", file_okay=False)
+]
+
+
+def main() -> None:
+    """Console script entry point."""
+    app()
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    """Report a domain error on stderr and exit with its code; never a stack trace."""
+    from service.problems import problem_body, problem_errors  # noqa: PLC0415 - light, but only on failure
+
+    body = problem_body(exc, request_id=None)
+    typer.echo(f"error [{body['code']}]: {body['detail']}", err=True)
+    for item in problem_errors(exc):
+        typer.echo("  - " + ", ".join(f"{k}={v}" for k, v in item.items()), err=True)
+    typer.echo(f"hint: {body['hint']}", err=True)
+    raise typer.Exit(exit_code(exc))
+
+
+def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from service.settings import Settings  # noqa: PLC0415
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            typer.echo(
+                f"error [configuration_error]: GOVEX_{field.upper()}: {err['msg']}",
+                err=True,
+            )
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+@catalog_app.command("check")
+def catalog_check(directory: CatalogDir) -> None:
+    """Load the catalog and run every static check (read-only SQL, parameters, ids)."""
+    from catalog.load import load_catalog_dir  # noqa: PLC0415
+
+    try:
+        catalog = load_catalog_dir(directory)
+    except CatalogError as exc:
+        _fail(exc)
+    typer.echo(
+        f"catalog {catalog.name} {catalog.version}: {len(catalog.entries)} entries, checks passed"
+    )
+
+
+@catalog_app.command("seal")
+def catalog_seal(directory: CatalogDir) -> None:
+    """Check the catalog and write catalog.seal.json with its entry and catalog digests."""
+    from catalog.load import SEAL_FILE, load_catalog_dir, write_seal  # noqa: PLC0415
+    from catalog.seal import compute_seal  # noqa: PLC0415
+
+    try:
+        catalog = load_catalog_dir(directory)
+        seal = compute_seal(catalog, datetime.now(UTC))
+        write_seal(directory / SEAL_FILE, seal)
+    except CatalogError as exc:
+        _fail(exc)
+    typer.echo(f"sealed {len(catalog.entries)} entries of {catalog.name} {catalog.version}")
+    typer.echo(
+        f"catalog_digest {seal.catalog_digest.text('sha256')} {seal.catalog_digest.text('blake3')}"
+    )
+
+
+@catalog_app.command("verify")
+def catalog_verify(directory: CatalogDir) -> None:
+    """Compare the catalog with its seal; name every entry changed, added or removed."""
+    from catalog.load import SEAL_FILE, load_catalog_dir, read_seal  # noqa: PLC0415
+    from catalog.seal import check_seal  # noqa: PLC0415
+
+    try:
+        catalog = load_catalog_dir(directory)
+        check_seal(catalog, read_seal(directory / SEAL_FILE))
+    except CatalogError as exc:
+        _fail(exc)
+    typer.echo(
+        f"catalog {catalog.name} {catalog.version} matches its seal, {len(catalog.entries)} entries"
+    )
+
+
+@catalog_app.command("resolve")
+def catalog_resolve(
+    directory: CatalogDir,
+    canonical: Annotated[
+        bool, typer.Option(help="Print the exact JCS bytes that are hashed.")
+    ] = False,
+) -> None:
+    """Print the resolved catalog document (FORMATS section 2)."""
+    from catalog.canonical import jcs  # noqa: PLC0415
+    from catalog.load import load_catalog_dir  # noqa: PLC0415
+
+    try:
+        document = load_catalog_dir(directory).model_dump(mode="json")
+    except CatalogError as exc:
+        _fail(exc)
+    if canonical:
+        sys.stdout.buffer.write(jcs(document, "catalog"))
+    else:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+# --- calls -----------------------------------------------------------------------------------
+
+
+@app.command("call")
+def call(
+    entry: Annotated[str, typer.Argument(help="Catalog entry id.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Input as name=value (repeat).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Return the would-be contract, run nothing.")
+    ] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--key", envvar="GOVEX_API_KEY", help="API key.", show_default=False),
+    ] = None,
+    provisional: Annotated[
+        bool | None, typer.Option("--provisional", help="Development override.")
+    ] = None,
+) -> None:
+    """Run a catalog entry locally, through the same core as POST /v1/calls."""
+    from service import calls  # noqa: PLC0415
+    from service.contract import CallRequest  # noqa: PLC0415
+    from service.runtime import build_runtime  # noqa: PLC0415
+
+    if fmt not in {"jsonl", "csv"}:
+        typer.echo(f"error [invalid_request]: --format {fmt!r}: use jsonl or csv", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    settings = _settings(provisional=provisional)
+    pairs = _parse_params(param or [])
+    try:
+        runtime = build_runtime(settings)
+    except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
+        _fail(exc)
+    try:
+        principal = runtime.keyring.authenticate(
+            f"Bearer {api_key}" if api_key else None, runtime.clock()
+        )
+        request = CallRequest.model_validate(
+            {"entry": entry, "params": pairs, "mode": "dry_run" if dry_run else "run", "format": fmt}
+        )
+        # CLI values are text: the entry's parameter types convert them.
+        result = calls.execute(runtime, principal, request, request_id=None, inputs_from_text=True)
+    except Exception as exc:  # noqa: BLE001 - mapped to a problem and an exit code
+        _fail(exc)
+    finally:
+        runtime.close()
+    from service.api_models import CallResponse  # noqa: PLC0415
+
+    typer.echo(CallResponse.of(result).model_dump_json(indent=2))
+    if result.packet_id:
+        path = settings.packet_root / f"{result.packet_id}.zip"
+        typer.echo(f"packet: {path}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+def _parse_params(items: list[str]) -> dict[str, str | int | float | bool | None]:
+    pairs: dict[str, str | int | float | bool | None] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            typer.echo(f"error [invalid_request]: --param {item!r} is not name=value", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        pairs[name] = value
+    return pairs
+
+
+# --- ledger ----------------------------------------------------------------------------------
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    export: Annotated[
+        Path | None, typer.Option(help="A JSON Lines export; without it, the configured store.")
+    ] = None,
+) -> None:
+    """Verify the chain: entries parse, are canonical, count up from 0 and link to the previous."""
+    from ledger.errors import LedgerError  # noqa: PLC0415
+    from ledger.verify import verify_entries  # noqa: PLC0415
+
+    try:
+        if export is not None:
+            with export.open("rb") as lines:
+                report = verify_entries(lines)
+        else:
+            from ledger.store import LedgerStore  # noqa: PLC0415
+
+            store = LedgerStore.open(_settings().ledger_url)
+            try:
+                report = store.verify()
+            finally:
+                store.close()
+    except LedgerError as exc:
+        _fail(exc)
+    except OSError as exc:
+        typer.echo(f"error [io_error]: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    typer.echo(f"ledger verified: {report.size} entries, chain intact")
+    typer.echo(f"root {report.root.hex()} (RFC 9162, tree size {report.size})")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    out: Annotated[
+        Path | None, typer.Option(help="Output file; standard output when omitted.")
+    ] = None,
+) -> None:
+    """Write the ledger as JSON Lines: line i is exactly leaf_input(i)."""
+    from ledger.export import export_lines  # noqa: PLC0415
+    from ledger.store import LedgerStore  # noqa: PLC0415
+
+    store = LedgerStore.open(_settings().ledger_url)
+    try:
+        if out is None:
+            export_lines(store, sys.stdout.buffer)
+        else:
+            tmp = out.with_name(out.name + ".partial")
+            with tmp.open("wb") as handle:
+                export_lines(store, handle)
+            tmp.replace(out)
+    finally:
+        store.close()
+
+
+# --- packets ---------------------------------------------------------------------------------
+
+
+@packet_app.command("verify")
+def packet_verify(
+    packet: Annotated[Path, typer.Argument(help="Packet zip (or an extracted bag directory).")],
+    expect_manifest_hash: Annotated[
+        str | None, typer.Option(help="Pinned manifest hash, sha256:<hex> or blake3:<hex>.")
+    ] = None,
+    require_authority: Annotated[
+        AuthorityStatus, typer.Option(help="Lowest acceptable authority.")
+    ] = AuthorityStatus.sealed,
+    trust_catalog: Annotated[
+        list[str] | None, typer.Option(help="A trusted catalog digest (repeat).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Run the consumption-contract checks (FORMATS section 4) in order; exit 0 only if all pass."""
+    from service.packets.errors import PacketError  # noqa: PLC0415
+    from service.packets.readers import open_packet  # noqa: PLC0415
+    from service.packets.verify import verify_packet  # noqa: PLC0415
+
+    if not packet.exists():
+        typer.echo(f"error [io_error]: {packet} does not exist", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        with open_packet(packet) as reader:
+            report = verify_packet(
+                reader,
+                expect_manifest_hash=expect_manifest_hash,
+                require_authority=require_authority,
+                trusted_catalog_digests=tuple(trust_catalog or ()),
+            )
+    except PacketError as exc:
+        _fail(exc)
+    except OSError as exc:
+        typer.echo(f"error [io_error]: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        for check in report.checks:
+            typer.echo(f"{check.status.upper():5} {check.name:17} {check.detail}")
+        typer.echo(report.summary())
+    raise typer.Exit(0 if report.ok else EXIT_CHECK_FAILED)
+
+
+# --- schemas and serving ---------------------------------------------------------------------
+
+
+@schemas_app.command("write")
+def schemas_write(
+    directory: Annotated[Path, typer.Argument(file_okay=False)] = Path("schemas"),
+) -> None:
+    """Regenerate the JSON Schemas from the models into DIRECTORY."""
+    from service.schemas import write_schemas  # noqa: PLC0415
+
+    for path in write_schemas(directory):
+        typer.echo(f"wrote {path}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    provisional: Annotated[
+        bool | None,
+        typer.Option(
+            "--provisional",
+            help="Development override: run an unsealed catalog, stamped provisional.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the HTTP API (settings from GOVEX_* variables)."""
+    import uvicorn  # noqa: PLC0415
+
+    from service.app import create_app  # noqa: PLC0415
+    from service.logging import configure_logging  # noqa: PLC0415
+    from service.runtime import build_runtime  # noqa: PLC0415
+
+    settings = _settings(provisional=provisional)
+    try:  # refuse early, with the problem on stderr, before uvicorn starts
+        build_runtime(settings, record_start=False).close()
+    except Exception as exc:  # noqa: BLE001 - reported as a problem, never a trace
+        _fail(exc)
+    configure_logging()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,96 @@
+"""Errors of the service package.
+
+    ServiceError                    every service-level refusal or failure
+    ├── Unauthenticated             no credential, or one that does not verify
+    ├── PolicyDenied                Cedar said no (or could not decide: a deny)
+    ├── NotFound                    an unknown call or packet (``kind``, ``ident``)
+    ├── CatalogNotRunnable          the catalog entry no longer matches its seal
+    ├── SourceUnavailable           a source the entry names is not configured or cannot open
+    ├── QueryFailed                 the engine refused or failed the statement
+    ├── QueryTimedOut               the engine stopped the statement at its deadline
+    ├── StartupRefused              the runtime cannot start (seal mismatch, bad keys file, ...)
+    ├── ConfigurationError          settings that cannot work
+    └── CallBlocked                 refused before it ran, ledgered as call.denied (cause, seq)
+
+Errors of ``catalog`` (inputs, seal, SQL rules), ``ledger`` (verification) and
+``service.packets`` (consumption checks) keep their own trees; ``service.problems``
+maps all of them, once, to problem+json and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the service's own errors; ``where`` names the place when there is one."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+
+class Unauthenticated(ServiceError):
+    """No usable credential."""
+
+
+class PolicyDenied(ServiceError):
+    """The policy engine denied the action."""
+
+    def __init__(
+        self, message: str, *, action: str, resource: str, policies: tuple[str, ...]
+    ) -> None:
+        super().__init__(message, where=resource)
+        self.action = action
+        self.resource = resource
+        self.policies = policies
+
+
+class NotFound(ServiceError):
+    """An unknown call, packet or entry id."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"no {kind} with id {ident!r}", where=ident)
+        self.kind = kind
+        self.ident = ident
+
+
+class CatalogNotRunnable(ServiceError):
+    """The in-memory entry no longer matches the seal the service started with."""
+
+
+class SourceUnavailable(ServiceError):
+    """The entry's source is not configured or cannot be opened read-only."""
+
+
+class QueryFailed(ServiceError):
+    """The engine failed the statement (after it started)."""
+
+
+class QueryTimedOut(ServiceError):
+    """The engine stopped the statement at the contract's deadline."""
+
+    def __init__(self, message: str, *, timeout_ms: int) -> None:
+        super().__init__(message)
+        self.timeout_ms = timeout_ms
+
+
+class StartupRefused(ServiceError):
+    """The runtime refuses to start."""
+
+
+class ConfigurationError(ServiceError):
+    """Settings that cannot work together."""
+
+
+class CallBlocked(ServiceError):
+    """A call refused before it ran; it is in the ledger as ``call.denied`` at ``seq``.
+
+    ``cause`` is the refusal (unknown entry, bad inputs, seal mismatch, policy deny);
+    ``service.problems`` shapes the answer from it.
+    """
+
+    def __init__(self, cause: Exception, *, call_id: str, seq: int) -> None:
+        super().__init__(str(cause), where=getattr(cause, "where", ""))
+        self.cause = cause
+        self.call_id = call_id
+        self.seq = seq

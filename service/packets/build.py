@@ -1,0 +1,367 @@
+"""Build a packet: stage the bag, zip it deterministically, publish it atomically (I/O).
+
+Lifecycle of a :class:`PacketBuilder`::
+
+    builder = PacketBuilder(packet_root, packet_id)
+    written = builder.write_table(path="data/result.jsonl", fmt="jsonl", columns=..., rows=...)
+    staged = builder.finish(created_at=..., authority_status=..., ...)   # zip under .staging/
+    ...  # the caller makes the ledger entry that issues staged.manifest_hash durable
+    builder.publish(staged)                                               # or builder.discard()
+
+Nothing is visible under ``packet_root`` before :meth:`PacketBuilder.publish`:
+the bag is written to ``packet_root/.staging/<packet_id>/``, zipped to
+``packet_root/.staging/<packet_id>.zip``, and renamed to
+``packet_root/<packet_id>.zip`` with ``os.replace``. Every file and directory
+is fsynced before it is relied on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC
+from typing import IO, TYPE_CHECKING, Self
+
+from catalog.ids import is_opaque_id
+from service.packets.bagit import BAGIT_TXT, name_problem, render_bag_info, render_manifest
+from service.packets.errors import PacketBuildError
+from service.packets.manifest import (
+    PacketManifest,
+    format_time,
+    manifest_bytes,
+    manifest_hash,
+)
+from service.packets.tables import (
+    DEFAULT_CHUNK_BYTES,
+    BlobWritten,
+    RowValue,
+    TableFormat,
+    TableWritten,
+    write_blob,
+    write_table,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from datetime import datetime
+    from pathlib import Path
+    from types import TracebackType
+
+    from pydantic import JsonValue
+
+    from catalog.authority import AuthorityStatus
+    from catalog.digest import DigestSet
+    from service.packets.manifest import CatalogRef, Claim, EntryRef, LedgerRef, ServiceRef
+
+STAGING = ".staging"
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+ZIP_MODE = 0o100644
+_COPY_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StagedPacket:
+    """A finished packet zip waiting under ``.staging`` for its ledger entry."""
+
+    packet_id: str
+    manifest: PacketManifest
+    manifest_hash: DigestSet
+    zip_path: Path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with path.open("xb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> None:
+    """Zip the bag's ``names`` under ``root/`` deterministically and fsync the zip.
+
+    Entries are sorted, each stamped 1980-01-01 00:00:00 with mode 0644 and
+    deflated, with no directory entries and no comment, so the same bag gives
+    the same bytes.
+    """
+    with zip_path.open("xb") as raw:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in sorted(names):
+                info = zipfile.ZipInfo(f"{root}/{name}", date_time=ZIP_TIMESTAMP)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.create_system = 3
+                info.external_attr = ZIP_MODE << 16
+                source = bag / name
+                info.file_size = source.stat().st_size
+                with source.open("rb") as src, archive.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, _COPY_BLOCK)
+        raw.flush()
+        os.fsync(raw.fileno())
+
+
+def _resource(written: TableWritten | BlobWritten) -> dict[str, JsonValue]:
+    record = written.record
+    name = record.path.removeprefix("data/").rsplit(".", 1)[0].replace("/", "-").lower()
+    resource: dict[str, JsonValue] = {
+        "name": name,
+        "path": record.path,
+        "mediatype": record.media_type,
+        "bytes": record.bytes,
+        "hash": record.digest.text("sha256"),
+    }
+    if isinstance(written, TableWritten):
+        fields: list[JsonValue] = []
+        for column, kind in zip(written.columns, written.column_types, strict=True):
+            field: dict[str, JsonValue] = {"name": column, "type": kind}
+            if column in written.binary_columns:
+                field["format"] = "binary"
+            if kind == "boolean" and written.fmt == "csv":
+                field["trueValues"] = ["true"]
+                field["falseValues"] = ["false"]
+            fields.append(field)
+        resource |= {"type": "table", "format": written.fmt, "encoding": "utf-8"}
+        resource["schema"] = {
+            "$schema": "https://datapackage.org/profiles/2.0/tableschema.json",
+            "fields": fields,
+            "missingValues": [""] if written.fmt == "csv" else [],
+        }
+        if written.fmt == "csv":
+            resource["dialect"] = {
+                "$schema": "https://datapackage.org/profiles/2.0/tabledialect.json",
+                "header": True,
+                "delimiter": ",",
+                "lineTerminator": "\n",
+                "quoteChar": '"',
+                "doubleQuote": True,
+            }
+    return resource
+
+
+def render_datapackage(
+    packet_id: str, created_at: str, written: Sequence[TableWritten | BlobWritten]
+) -> bytes:
+    """datapackage.json (Frictionless Data Package v2) describing the payload files."""
+    descriptor = {
+        "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
+        "id": packet_id,
+        "created": created_at,
+        "resources": [_resource(item) for item in written],
+    }
+    return (json.dumps(descriptor, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+class PacketBuilder:
+    """Stages one packet under ``packet_root/.staging`` and publishes it atomically."""
+
+    def __init__(
+        self, packet_root: Path, packet_id: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    ) -> None:
+        """Create the staging folder; refuses a bad id or one already staged or published."""
+        if not is_opaque_id(packet_id):
+            raise PacketBuildError(path=packet_id, detail="not an opaque packet id")
+        self.packet_id = packet_id
+        self.packet_root = packet_root
+        self.staging = packet_root / STAGING
+        self.bag = self.staging / packet_id
+        self.zip_path = self.staging / f"{packet_id}.zip"
+        self.final_path = packet_root / f"{packet_id}.zip"
+        self._chunk_bytes = chunk_bytes
+        self._written: dict[str, TableWritten | BlobWritten] = {}
+        self._state = "open"
+        if self.final_path.exists():
+            raise PacketBuildError(path=self.final_path.name, detail="packet already published")
+        self.staging.mkdir(parents=True, exist_ok=True)
+        try:
+            self.bag.mkdir()
+        except FileExistsError as exc:
+            raise PacketBuildError(path=packet_id, detail="packet already staged") from exc
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Discard the staging files unless the packet was published."""
+        if self._state != "published":
+            self.discard()
+
+    def _require(self, state: str, action: str) -> None:
+        if self._state != state:
+            raise PacketBuildError(
+                path=self.packet_id, detail=f"cannot {action}: packet is {self._state}"
+            )
+
+    def _open_payload(self, path: str) -> IO[bytes]:
+        self._require("open", f"write {path}")
+        problem = name_problem(path)
+        if problem is not None or not path.startswith("data/"):
+            raise PacketBuildError(path=path, detail=problem or "payload paths start with 'data/'")
+        if path in self._written:
+            raise PacketBuildError(path=path, detail="already written")
+        target = self.bag / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.open("xb")
+
+    def write_table(
+        self,
+        *,
+        path: str,
+        fmt: TableFormat,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[RowValue]],
+        max_bytes: int | None,
+        max_rows: int | None = None,
+    ) -> TableWritten:
+        """Stream a table into the bag; see :func:`service.packets.tables.write_table`."""
+        with self._open_payload(path) as out:
+            written = write_table(
+                out,
+                path=path,
+                fmt=fmt,
+                columns=columns,
+                rows=rows,
+                max_bytes=max_bytes,
+                max_rows=max_rows,
+                chunk_bytes=self._chunk_bytes,
+            )
+            out.flush()
+            os.fsync(out.fileno())
+        self._written[path] = written
+        return written
+
+    def write_blob(
+        self, *, path: str, data: Iterable[bytes], media_type: str, max_bytes: int | None
+    ) -> BlobWritten:
+        """Stream raw bytes (command stdout, stderr) into the bag, cut at ``max_bytes``."""
+        with self._open_payload(path) as out:
+            written = write_blob(
+                out,
+                path=path,
+                data=data,
+                media_type=media_type,
+                max_bytes=max_bytes,
+                chunk_bytes=self._chunk_bytes,
+            )
+            out.flush()
+            os.fsync(out.fileno())
+        self._written[path] = written
+        return written
+
+    def finish(  # noqa: PLR0913 - the manifest's fields, all keyword-only
+        self,
+        *,
+        created_at: datetime,
+        authority_status: AuthorityStatus,
+        catalog: CatalogRef,
+        entry: EntryRef,
+        contract: Mapping[str, JsonValue],
+        complete: bool,
+        claim: Claim | None,
+        ledger: LedgerRef,
+        service: ServiceRef,
+    ) -> StagedPacket:
+        """Write the tag files and the deterministic zip; nothing is published yet.
+
+        Refuses ``complete=True`` when a payload file was cut at its limit.
+        The staged bag folder is removed once the zip is durable.
+        """
+        self._require("open", "finish")
+        cut = sorted(path for path, item in self._written.items() if not item.complete)
+        if complete and cut:
+            raise PacketBuildError(
+                path=cut[0], detail="complete=True but this file was cut at its limit"
+            )
+        written = [self._written[path] for path in sorted(self._written)]
+        stamp = format_time(created_at)
+        manifest = PacketManifest(
+            format="govex.packet/v1",
+            packet_id=self.packet_id,
+            created_at=stamp,
+            authority_status=authority_status,
+            catalog=catalog,
+            entry=entry,
+            contract=dict(contract),
+            files=tuple(item.record for item in written),
+            complete=complete,
+            claim=claim,
+            ledger=ledger,
+            service=service,
+        )
+        payload = {item.record.path: item.record.digest.sha256 for item in written}
+        tags: dict[str, bytes] = {
+            "bagit.txt": BAGIT_TXT,
+            "bag-info.txt": render_bag_info(
+                bagging_date=created_at.astimezone(UTC).date().isoformat(),
+                payload_bytes=sum(item.record.bytes for item in written),
+                payload_files=len(written),
+                external_identifier=self.packet_id,
+                software_agent=f"govex {service.version}",
+            ),
+            "manifest-sha256.txt": render_manifest(payload),
+            "packet.json": manifest_bytes(manifest),
+            "datapackage.json": render_datapackage(self.packet_id, stamp, written),
+        }
+        for name, data in tags.items():
+            _write_file(self.bag / name, data)
+        tag_digests = {name: hashlib.sha256(data).hexdigest() for name, data in tags.items()}
+        _write_file(self.bag / "tagmanifest-sha256.txt", render_manifest(tag_digests))
+        for directory in {(self.bag / path).parent for path in payload} | {self.bag}:
+            _fsync_dir(directory)
+        write_zip(
+            self.bag, self.packet_id, [*tags, "tagmanifest-sha256.txt", *payload], self.zip_path
+        )
+        _fsync_dir(self.staging)
+        shutil.rmtree(self.bag)
+        self._state = "finished"
+        return StagedPacket(self.packet_id, manifest, manifest_hash(manifest), self.zip_path)
+
+    def publish(self, staged: StagedPacket) -> Path:
+        """Rename the staged zip to ``packet_root/<packet_id>.zip`` and fsync the folder.
+
+        Call only once the ledger entry issuing ``staged.manifest_hash`` is durable.
+        """
+        self._require("finished", "publish")
+        if staged.packet_id != self.packet_id or staged.zip_path != self.zip_path:
+            raise PacketBuildError(path=staged.packet_id, detail="not staged by this builder")
+        self.zip_path.replace(self.final_path)
+        _fsync_dir(self.packet_root)
+        self._state = "published"
+        return self.final_path
+
+    def discard(self) -> None:
+        """Remove everything this builder staged; idempotent, refused after publish."""
+        if self._state == "published":
+            raise PacketBuildError(
+                path=self.packet_id, detail="cannot discard: packet is published"
+            )
+        shutil.rmtree(self.bag, ignore_errors=True)
+        self.zip_path.unlink(missing_ok=True)
+        self._state = "discarded"
+
+
+def clean_staging(packet_root: Path) -> list[str]:
+    """Remove leftovers of builders that never published (run at start-up); return their names."""
+    staging = packet_root / STAGING
+    if not staging.is_dir():
+        return []
+    removed = []
+    for child in sorted(staging.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+        removed.append(child.name)
+    _fsync_dir(staging)
+    return removed

@@ -1,0 +1,375 @@
+"""Every error becomes output here, once: an RFC 9457 problem and a CLI exit code.
+
+Core code raises domain errors and knows nothing of HTTP or exit codes (STYLE G3).
+Each problem carries a stable ``code``, a ``hint`` saying what to do, every
+validation failure in ``errors[]`` and the ``request_id``. Unknown exceptions
+become a bare ``internal_error``: no stack trace or message reaches a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from catalog.errors import (
+    CatalogError,
+    CatalogErrors,
+    InputError,
+    InputErrors,
+    SealMismatch,
+    SqlRejected,
+    UnknownEntry,
+)
+from ledger.errors import LedgerError, LedgerVerifyError
+from service.errors import (
+    CallBlocked,
+    CatalogNotRunnable,
+    ConfigurationError,
+    NotFound,
+    PolicyDenied,
+    QueryFailed,
+    QueryTimedOut,
+    SourceUnavailable,
+    StartupRefused,
+    Unauthenticated,
+)
+from service.packets.errors import PacketError
+from service.verdicts import Verdict
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:govex:problem:"
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class ProblemKind:
+    status: int
+    code: str
+    title: str
+    hint: str
+    exit_code: int
+
+
+# Most specific first: the first class an error is an instance of decides.
+PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
+    (
+        Unauthenticated,
+        ProblemKind(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "Send 'Authorization: Bearer <api key>' with a key the operator issued.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        PolicyDenied,
+        ProblemKind(
+            403,
+            "policy_denied",
+            "Denied by policy",
+            "Ask an operator for a role the policies allow, or call an entry you may use.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        UnknownEntry,
+        ProblemKind(
+            404,
+            "unknown_entry",
+            "No such catalog entry",
+            "List the entries with GET /v1/catalog and use one of their ids.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        NotFound,
+        ProblemKind(
+            404,
+            "not_found",
+            "Not found",
+            "Check the id; call and packet ids are returned by POST /v1/calls.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        InputErrors,
+        ProblemKind(
+            422,
+            "invalid_input",
+            "Invalid call inputs",
+            "Fix each parameter in errors[]; GET /v1/catalog/{id} shows the parameter schema.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        InputError,
+        ProblemKind(
+            422,
+            "invalid_input",
+            "Invalid call input",
+            "Fix the parameter named in errors[]; GET /v1/catalog/{id} shows the parameter schema.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        CatalogNotRunnable,
+        ProblemKind(
+            409,
+            "catalog_not_runnable",
+            "Entry cannot run",
+            "The entry differs from the sealed catalog or cannot run here; an operator must act.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        SealMismatch,
+        ProblemKind(
+            409,
+            "seal_mismatch",
+            "Catalog does not match its seal",
+            "Review the changed entries, then run 'govex catalog seal DIR'.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        SqlRejected,
+        ProblemKind(
+            422,
+            "sql_rejected",
+            "Query refused by the read-only check",
+            "Rewrite the statement so it only reads, with a top-level ORDER BY.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        CatalogErrors,
+        ProblemKind(
+            422,
+            "catalog_invalid",
+            "Catalog has problems",
+            "Fix each problem listed in errors[] and run 'govex catalog check DIR' again.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        CatalogError,
+        ProblemKind(
+            422,
+            "catalog_invalid",
+            "Catalog is invalid",
+            "Fix the file and key named in detail and run 'govex catalog check DIR' again.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        SourceUnavailable,
+        ProblemKind(
+            503,
+            "source_unavailable",
+            "Source unavailable",
+            "An operator must configure the source (GOVEX_SOURCES) and make its file readable.",
+            Verdict.error_running.exit_code,
+        ),
+    ),
+    (
+        QueryTimedOut,
+        ProblemKind(
+            504,
+            "timed_out",
+            "Query timed out",
+            "Narrow the inputs, or ask for a larger timeout in the catalog.",
+            Verdict.timed_out.exit_code,
+        ),
+    ),
+    (
+        QueryFailed,
+        ProblemKind(
+            502,
+            "query_failed",
+            "Query failed",
+            "The source refused the statement; an operator should check the source.",
+            Verdict.error_running.exit_code,
+        ),
+    ),
+    (
+        LedgerVerifyError,
+        ProblemKind(
+            409,
+            "ledger_invalid",
+            "Ledger verification failed",
+            "The ledger was altered at the seq named; treat everything after it as untrusted.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        LedgerError,
+        ProblemKind(
+            500,
+            "ledger_error",
+            "Ledger error",
+            "An operator should check the ledger database.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        PacketError,
+        ProblemKind(
+            422,
+            "packet_invalid",
+            "Packet is invalid",
+            "Do not rely on this packet; fetch it again from the service that issued it.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        StartupRefused,
+        ProblemKind(
+            503,
+            "startup_refused",
+            "Service cannot start",
+            "Fix what detail names (seal, keys, policies or sources) and start again.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        ConfigurationError,
+        ProblemKind(
+            500,
+            "configuration_error",
+            "Configuration error",
+            "Fix the setting named in detail.",
+            EXIT_USAGE,
+        ),
+    ),
+)
+INTERNAL = ProblemKind(
+    500,
+    "internal_error",
+    "Internal error",
+    "Retry later; if it persists, give the operator the request_id.",
+    EXIT_USAGE,
+)
+INVALID_REQUEST = ProblemKind(
+    422,
+    "invalid_request",
+    "Invalid request",
+    "Fix each field listed in errors[] (JSON pointers into the request).",
+    EXIT_USAGE,
+)
+
+
+def problem_kind(exc: BaseException) -> ProblemKind:
+    """The kind of ``exc``; a blocked call takes its cause's kind."""
+    if isinstance(exc, CallBlocked):
+        return problem_kind(exc.cause)
+    for cls, kind in PROBLEM_KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return INTERNAL
+
+
+def problem_code(exc: BaseException) -> str:
+    return problem_kind(exc).code
+
+
+def exit_code(exc: BaseException) -> int:
+    return problem_kind(exc).exit_code
+
+
+def problem_errors(exc: BaseException) -> list[dict[str, Any]]:  # noqa: PLR0911 - one return per error shape
+    """The individual failures behind ``exc``, each naming its place."""
+    if isinstance(exc, CallBlocked):
+        return problem_errors(exc.cause)
+    if isinstance(exc, InputErrors):
+        return [_input_error(e) for e in exc.errors]
+    if isinstance(exc, InputError):
+        return [_input_error(exc)]
+    if isinstance(exc, CatalogErrors):
+        return [{"where": e.where, "detail": e.message} for e in exc.errors]
+    if isinstance(exc, SealMismatch):
+        return [
+            {"entry": ident, "change": change}
+            for change, ids in (
+                ("changed", exc.changed),
+                ("added", exc.added),
+                ("removed", exc.removed),
+            )
+            for ident in ids
+        ] + [{"catalog": field, "change": "changed"} for field in exc.header]
+    if isinstance(exc, LedgerVerifyError):
+        return [{"seq": exc.seq, "check": exc.check, "detail": exc.detail}]
+    return []
+
+
+def _input_error(e: InputError) -> dict[str, Any]:
+    return {
+        "entry": e.entry,
+        "parameter": e.parameter,
+        "pointer": f"/params/{e.parameter}",
+        "detail": e.reason,
+    }
+
+
+def problem_body(
+    exc: BaseException, *, request_id: str | None, instance: str | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 body for ``exc``. An internal error says nothing about its cause."""
+    kind = problem_kind(exc)
+    detail = kind.title if kind is INTERNAL else str(getattr(exc, "message", exc))
+    body = _body(kind, detail, request_id=request_id, instance=instance, errors=problem_errors(exc))
+    if isinstance(exc, CallBlocked):
+        body["call_id"] = exc.call_id
+        body["ledger_seq"] = exc.seq
+    cause = exc.cause if isinstance(exc, CallBlocked) else exc
+    if isinstance(cause, PolicyDenied):
+        body["determining_policies"] = list(cause.policies)
+    return body
+
+
+def invalid_request_body(
+    errors: list[dict[str, Any]], *, request_id: str | None, instance: str | None = None
+) -> dict[str, Any]:
+    """The body for a request that does not match its schema (FastAPI validation)."""
+    return _body(
+        INVALID_REQUEST,
+        f"{len(errors)} invalid field(s)",
+        request_id=request_id,
+        instance=instance,
+        errors=errors,
+    )
+
+
+def http_error_body(
+    status: int, detail: str, *, request_id: str | None, instance: str | None
+) -> dict[str, Any]:
+    """The body for a routing-level error (unknown path, wrong method)."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    kind = ProblemKind(
+        status, code, detail, "Check the method and path against the API docs at /docs.", EXIT_USAGE
+    )
+    return _body(kind, detail, request_id=request_id, instance=instance, errors=[])
+
+
+def _body(
+    kind: ProblemKind,
+    detail: str,
+    *,
+    request_id: str | None,
+    instance: str | None,
+    errors: list[dict[str, Any]],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + kind.code,
+        "title": kind.title,
+        "status": kind.status,
+        "detail": detail,
+        "code": kind.code,
+        "hint": kind.hint,
+        "errors": errors,
+        "request_id": request_id,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    return body

@@ -1,0 +1,130 @@
+"""Run one approved SQL statement against a SQLite source, read-only in depth.
+
+Layers, because no single one is enough (STYLE G8):
+- the file is opened with a ``mode=ro`` URI (the OS-level handle cannot write);
+- ``PRAGMA query_only`` makes the connection refuse every write;
+- an authorizer allows reads only: ``mode=ro`` alone still lets ``VACUUM INTO`` write a
+  new file and ``ATTACH`` open other databases;
+- a progress handler stops the VM at the contract deadline (``timed_out``);
+- extension loading stays disabled, and the statement ran through ``catalog.sqlcheck``.
+
+Rows are streamed with ``fetchmany``; the result is never held in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from service.errors import QueryFailed, QueryTimedOut, SourceUnavailable
+
+BOUNDARY_SQLITE = (
+    "mode=ro",
+    "query_only",
+    "read_authorizer",
+    "progress_deadline",
+    "single_statement",
+)
+_FETCH_BATCH = 1000
+_PROGRESS_EVERY_N_OPS = 1000
+_ALLOWED_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+_FORBIDDEN_FUNCTIONS = frozenset(
+    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+)
+
+SqlValue = int | float | str | bytes | None
+
+
+@dataclass
+class QueryResult:
+    """Column names, then rows as they come from the engine."""
+
+    columns: tuple[str, ...]
+    rows: Iterator[tuple[SqlValue, ...]]
+
+
+def _authorize_read_only(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+) -> int:
+    """SQLite authorizer: reads only. The last line refuses."""
+    if action == sqlite3.SQLITE_FUNCTION:
+        name = (arg2 or arg1 or "").lower()
+        return sqlite3.SQLITE_DENY if name in _FORBIDDEN_FUNCTIONS else sqlite3.SQLITE_OK
+    if action in _ALLOWED_ACTIONS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open ``path`` read-only with every layer in place; refuse a missing file."""
+    if not path.is_file():
+        raise SourceUnavailable(f"SQLite source file {path} does not exist", where=str(path))
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        # A read transaction gives the whole statement one snapshot.
+        conn.execute("BEGIN")
+    except sqlite3.Error as exc:
+        raise SourceUnavailable(
+            f"cannot open SQLite source {path} read-only: {exc}", where=str(path)
+        ) from exc
+    conn.set_authorizer(_authorize_read_only)
+    return conn
+
+
+@contextmanager
+def run_query(
+    path: Path, sql: str, params: Mapping[str, object], timeout_ms: int
+) -> Iterator[QueryResult]:
+    """Execute ``sql`` with bound ``params``; rows stream out of the returned result.
+
+    Raises :class:`QueryTimedOut` (from the iteration too) when the deadline passes,
+    :class:`QueryFailed` when the engine refuses or fails the statement.
+    """
+    conn = open_read_only(path)
+    deadline = time.monotonic() + timeout_ms / 1000
+    expired = False
+
+    def _past_deadline() -> int:
+        nonlocal expired
+        expired = time.monotonic() > deadline
+        return 1 if expired else 0
+
+    conn.set_progress_handler(_past_deadline, _PROGRESS_EVERY_N_OPS)
+
+    def _translate(exc: sqlite3.Error) -> Exception:
+        if expired:
+            return QueryTimedOut(
+                f"statement stopped at its {timeout_ms} ms deadline", timeout_ms=timeout_ms
+            )
+        return QueryFailed(f"SQLite refused or failed the statement: {exc}")
+
+    try:
+        try:
+            cursor = conn.execute(sql, dict(params))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        columns = tuple(d[0] for d in cursor.description or ())
+
+        def _rows() -> Iterator[tuple[SqlValue, ...]]:
+            while True:
+                try:
+                    batch = cursor.fetchmany(_FETCH_BATCH)
+                except sqlite3.Error as exc:
+                    raise _translate(exc) from exc
+                if not batch:
+                    return
+                yield from batch
+
+        yield QueryResult(columns, _rows())
+    finally:
+        conn.set_progress_handler(None, 0)
+        conn.close()

@@ -1,0 +1,105 @@
+"""The runtime: every dependency a call needs, built once at the edge (CLI or app lifespan).
+
+``build_runtime`` refuses to start on a catalog that does not match its seal
+(unless provisional), on invalid policies or keys, or on a source the catalog
+names that is not configured; then it appends ``service.started``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.errors import CatalogError
+from catalog.model import QueryEntry
+from ledger.store import LedgerStore
+from service.build_info import BuildInfo, current_build
+from service.call_index import CallIndex
+from service.clock import Clock, system_clock
+from service.errors import SourceUnavailable, StartupRefused
+from service.identity import ApiKeyring
+from service.packets.build import clean_staging
+from service.policy import PolicySet
+from service.sealed_catalog import SealedCatalog, build_sealed_catalog
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    sealed: SealedCatalog
+    policy: PolicySet
+    keyring: ApiKeyring
+    ledger: LedgerStore
+    calls: CallIndex
+    clock: Clock
+    build: BuildInfo
+
+    def source_path(self, name: str) -> Path:
+        """The SQLite file of source ``name``; refuse an unconfigured one."""
+        path = self.settings.sources.get(name)
+        if path is None:
+            raise SourceUnavailable(
+                f"source {name!r} is not configured (GOVEX_SOURCES)", where=name
+            )
+        return Path(path)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock = system_clock, record_start: bool = True
+) -> Runtime:
+    """Open everything ``settings`` names, checking seal, policies, keys and sources first.
+
+    Raises :class:`StartupRefused` naming what is wrong; nothing is ledgered then.
+    ``record_start`` appends ``service.started`` (the server and ``govex call`` do;
+    read-only commands such as ``govex ledger verify`` do not).
+    """
+    try:
+        sealed = build_sealed_catalog(settings.catalog_dir, provisional=settings.provisional)
+    except CatalogError as exc:
+        raise StartupRefused(
+            f"catalog {settings.catalog_dir} cannot be loaded: {exc}", where=exc.where
+        ) from exc
+    named = {e.source for e in sealed.catalog.entries if isinstance(e, QueryEntry)}
+    missing = sorted(named - set(settings.sources))
+    if missing:
+        raise StartupRefused(
+            f"the catalog names unconfigured sources: {', '.join(missing)} (set GOVEX_SOURCES)",
+            where=missing[0],
+        )
+    policy = PolicySet.load(settings.policies_dir)
+    keyring = ApiKeyring.from_file(settings.keys_file)
+    settings.packet_root.mkdir(parents=True, exist_ok=True)
+    clean_staging(settings.packet_root)
+    _ensure_sqlite_parent(settings.ledger_url)
+    ledger = LedgerStore.open(settings.ledger_url)
+    build = current_build()
+    runtime = Runtime(
+        settings, sealed, policy, keyring, ledger, CallIndex(ledger.engine), clock, build
+    )
+    if record_start:
+        ledger.append(
+            "service.started",
+            {
+                "version": build.version,
+                "module_sha256": build.module_sha256,
+                "catalog_digest": sealed.digest.model_dump(),
+                "authority_status": sealed.authority.value,
+                "provisional_reason": sealed.provisional_reason,
+                "catalog": {"name": sealed.catalog.name, "version": sealed.catalog.version},
+                "policy_digest": policy.digest.model_dump(),
+                "origin": settings.origin,
+            },
+            clock(),
+        )
+    return runtime
+
+
+def _ensure_sqlite_parent(url: str) -> None:
+    """Create the folder of a file-backed SQLite ledger (the embedded default)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != prefix + ":memory:":
+        Path(url.removeprefix(prefix)).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,55 @@
+"""Service settings, read once at the edge (CLI callback or uvicorn factory) and passed down.
+
+Environment variables are ``GOVEX_<FIELD>``; ``GOVEX_SOURCES`` is a JSON object mapping
+source names to SQLite file paths. Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from catalog.ids import is_entry_id
+
+
+class Settings(BaseSettings):
+    """Everything the runtime needs; frozen once built."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVEX_", frozen=True, extra="forbid")
+
+    catalog_dir: Path = Field(description="Directory holding catalog.toml and catalog.seal.json.")
+    sources: Annotated[dict[str, str], Field(description="Source name -> SQLite file path.")] = {}
+    keys_file: Path = Field(description="API keys file (hashed tokens), govex.keys/v1.")
+    ledger_url: str = Field(
+        default="sqlite:///var/ledger.sqlite", description="SQLAlchemy URL of the ledger."
+    )
+    packet_root: Path = Field(default=Path("var/packets"), description="Where packets are written.")
+    policies_dir: Path | None = Field(
+        default=None, description="Cedar schema and policies; the bundled defaults when unset."
+    )
+    origin: str = Field(
+        default="govex.localhost/ledger/dev",
+        description="Ledger origin (FORMATS section 3); stable for the life of a ledger.",
+    )
+    provisional: bool = Field(
+        default=False,
+        description="Development override: run an unsealed or edited catalog, stamped provisional.",
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names_are_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not is_entry_id(name):
+                raise ValueError(f"source name {name!r} is not a valid identifier")
+        return value
+
+    @field_validator("origin")
+    @classmethod
+    def _origin_is_one_line(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("origin must be non-empty and contain no whitespace")
+        return value

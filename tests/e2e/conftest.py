@@ -1,0 +1,159 @@
+"""A small real world for end-to-end tests: a SQLite source, a sealed catalog, keys, the app."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from catalog.load import SEAL_FILE, load_catalog_dir, write_seal
+from catalog.seal import compute_seal
+from service.app import create_app
+from service.identity import token_hash
+from service.settings import Settings
+
+# Test modules build headers from this convention: principal <name> holds token "tok-<name>".
+TOKENS = {name: f"tok-{name}" for name in ("alice", "bob", "carol")}
+KEYS = [
+    ("alice", ["analyst"], "acme"),
+    ("bob", ["auditor"], "globex"),
+    ("carol", ["operator"], "*"),
+]
+
+CATALOG_TOML = """
+[catalog]
+name = "e2e"
+version = "1"
+
+[sources.items]
+engine = "sqlite"
+
+[[query]]
+id = "items.all"
+title = "All items"
+source = "items"
+sql = "queries/all.sql"
+
+[[query]]
+id = "items.by_tenant"
+title = "Items of a tenant"
+source = "items"
+sql = "queries/by_tenant.sql"
+tenant_scoped = true
+tenant_param = "tenant"
+[query.params.tenant]
+type = "enum"
+choices = ["acme", "globex"]
+[query.params.min_amount]
+type = "integer"
+min = 0
+max = 1000
+default = 0
+
+[[query]]
+id = "items.missing"
+title = "Items with a negative amount (there are none)"
+source = "items"
+sql = "queries/missing.sql"
+claim = { expect = "absent", surface = "exhaustive" }
+
+[[query]]
+id = "items.first_ten"
+title = "At most ten items"
+source = "items"
+sql = "queries/all.sql"
+max_rows = 10
+
+[[query]]
+id = "items.slow"
+title = "A query that cannot finish in time"
+source = "items"
+sql = "queries/slow.sql"
+timeout_ms = 200
+
+[[query]]
+id = "items.secret"
+title = "A sensitive entry"
+source = "items"
+sql = "queries/all.sql"
+sensitive = true
+"""
+
+QUERIES = {
+    "all.sql": "SELECT id, tenant, name, amount\nFROM items\nORDER BY id\n",
+    "by_tenant.sql": (
+        "SELECT id, name, amount FROM items\n"
+        "WHERE tenant = :tenant AND amount >= :min_amount\n"
+        "ORDER BY id\n"
+    ),
+    "missing.sql": "SELECT id FROM items WHERE amount < 0 ORDER BY id\n",
+    "slow.sql": (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000)\n"
+        "SELECT count(*) AS n FROM c\n"
+    ),
+}
+
+
+def write_source(path: Path, rows: int = 2000) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, tenant TEXT, name TEXT, amount INTEGER)"
+        )
+        conn.executemany(
+            "INSERT INTO items VALUES (?, ?, ?, ?)",
+            [(i, ("acme", "globex")[i % 2], f"item {i}", i % 997) for i in range(rows)],
+        )
+    conn.close()
+    return path
+
+
+def write_catalog(directory: Path, *, seal: bool = True) -> Path:
+    (directory / "queries").mkdir(parents=True)
+    (directory / "catalog.toml").write_text(CATALOG_TOML)
+    for name, text in QUERIES.items():
+        (directory / "queries" / name).write_text(text)
+    if seal:
+        write_seal(
+            directory / SEAL_FILE, compute_seal(load_catalog_dir(directory), datetime.now(UTC))
+        )
+    return directory
+
+
+def write_keys(path: Path) -> Path:
+    keys = [
+        {
+            "key_id": f"k-{name}",
+            "principal": name,
+            "roles": roles,
+            "tenant": tenant,
+            "sha256": token_hash(TOKENS[name]),
+            "expires_at": None,
+        }
+        for name, roles, tenant in KEYS
+    ]
+    path.write_text(json.dumps({"format": "govex.keys/v1", "keys": keys}))
+    return path
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Settings:
+    """Settings for a sealed catalog over a fresh source, ledger and packet root."""
+    return Settings(
+        catalog_dir=write_catalog(tmp_path / "catalog"),
+        sources={"items": str(write_source(tmp_path / "items.sqlite"))},
+        keys_file=write_keys(tmp_path / "keys.json"),
+        ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        packet_root=tmp_path / "packets",
+        origin="govex.test/ledger/e2e",
+    )
+
+
+@pytest.fixture
+def client(world: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(world), raise_server_exceptions=False) as test_client:
+        yield test_client

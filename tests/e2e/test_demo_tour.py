@@ -1,0 +1,150 @@
+"""The newcomer's path: the demo on a real uvicorn, the README's curl, offline verification."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DEMO_TOKEN = "gvx-demo-alice"  # examples/demo/TOKENS.md: public, demo only
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    var = tmp_path_factory.mktemp("var")
+    database = var / "demo.sqlite"
+    subprocess.run(
+        [sys.executable, str(REPO / "examples/demo/generate.py"), str(database)], check=True
+    )
+    return {
+        **os.environ,
+        "GOVEX_CATALOG_DIR": str(REPO / "examples/demo/catalog"),
+        "GOVEX_SOURCES": json.dumps({"demo": str(database)}),
+        "GOVEX_KEYS_FILE": str(REPO / "examples/demo/keys.json"),
+        "GOVEX_LEDGER_URL": f"sqlite:///{var / 'ledger.sqlite'}",
+        "GOVEX_PACKET_ROOT": str(var / "packets"),
+        "GOVEX_ORIGIN": "govex.localhost/ledger/demo",
+    }
+
+
+@pytest.fixture(scope="module")
+def server(demo_env: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(BIN / "govex"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=demo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"govex serve exited with {process.returncode}:\n{output}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("govex serve did not become healthy within 30 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_the_readme_tour_gives_a_packet_that_verifies(
+    server: str, demo_env: dict[str, str], tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+    readme = (REPO / "README.md").read_text()
+    assert '{"entry": "invoices.unpaid", "params": {"tenant": "acme"}}' in readme
+    response = httpx.post(
+        f"{server}/v1/calls",
+        json={"entry": "invoices.unpaid", "params": {"tenant": "acme"}},
+        headers=headers,
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert result["verdict"] == "ran_clean"
+    assert result["rows"] > 0
+    assert result["claim"]["verdict"] == "EVIDENCE_PRESENT"
+    assert result["contract"]["authority_status"] == "sealed"
+
+    packet = tmp_path / "packet.zip"
+    packet.write_bytes(
+        httpx.get(f"{server}/v1/packets/{result['packet_id']}", headers=headers, timeout=60).content
+    )
+    pinned = f"sha256:{result['manifest_hash']['sha256']}"
+    verify = subprocess.run(
+        [str(BIN / "govex"), "packet", "verify", str(packet), "--expect-manifest-hash", pinned],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "checks passed" in verify.stdout
+
+    ledger = subprocess.run(
+        [str(BIN / "govex"), "ledger", "verify"],
+        env=demo_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ledger.returncode == 0, ledger.stderr
+    assert "chain intact" in ledger.stdout
+
+
+def test_the_readme_absence_example_proves_absence(server: str) -> None:
+    params = {"tenant": "acme", "issued_before": "2026-03-01"}
+    assert json.dumps({"entry": "invoices.unpaid", "params": params}) in (REPO / "README.md").read_text()
+    response = httpx.post(
+        f"{server}/v1/calls",
+        json={"entry": "invoices.unpaid", "params": params},
+        headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+        timeout=60,
+    )
+    result = response.json()
+    assert (result["rows"], result["complete"]) == (0, True)
+    assert result["claim"] == {"expect": "absent", "surface": "exhaustive", "verdict": "ABSENT"}
+
+
+def test_the_demo_catalog_matches_its_committed_seal() -> None:
+    result = subprocess.run(
+        [str(BIN / "govex"), "catalog", "verify", str(REPO / "examples/demo/catalog")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_make_run_prints_the_curl_the_readme_shows() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert "Bearer gvx-demo-alice" in makefile
+    assert '\\"entry\\": \\"invoices.unpaid\\"' in makefile
