@@ -24,4 +24,6 @@ def jcs(obj: Any, where: str = "") -> bytes:  # noqa: ANN401 - any JSON value
     try:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise CanonicalizationError(f"cannot canonicalize {where or 'document'}: {exc}", where=where) from exc
+        raise CanonicalizationError(
+            f"cannot canonicalize {where or 'document'}: {exc}", where=where
+        ) from exc

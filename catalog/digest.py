@@ -44,7 +44,9 @@ class DigestSet(BaseModel):
 
 def digest_bytes(data: bytes) -> DigestSet:
     """Digest set of ``data`` in one shot."""
-    return DigestSet(sha256=hashlib.sha256(data).hexdigest(), blake3=blake3.blake3(data).hexdigest())
+    return DigestSet(
+        sha256=hashlib.sha256(data).hexdigest(), blake3=blake3.blake3(data).hexdigest()
+    )
 
 
 class StreamingDigest:

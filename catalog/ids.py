@@ -16,5 +16,5 @@ def is_entry_id(value: str) -> bool:
 
 
 def is_opaque_id(value: str) -> bool:
-    """True for a call or packet id: URL-safe, no ``/``, ``\\``, ``..`` or NUL."""
+    r"""True for a call or packet id: URL-safe, no ``/``, ``\``, ``..`` or NUL."""
     return _OPAQUE_ID.fullmatch(value) is not None

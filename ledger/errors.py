@@ -27,11 +27,11 @@ class CanonicalizationError(LedgerError):
     """A value that RFC 8785 cannot encode: not JSON, a non-finite float, a huge integer."""
 
 
-class InvalidTimestamp(LedgerError):  # noqa: N818 - named for what happened (STYLE G2)
+class InvalidTimestamp(LedgerError):
     """A datetime without a timezone, or text that is not ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
 
 
-class AppendRefused(LedgerError):  # noqa: N818 - named for what happened (STYLE G2)
+class AppendRefused(LedgerError):
     """``append`` refused an entry before writing anything: unknown kind or invalid body."""
 
     def __init__(self, message: str, *, kind: str) -> None:
@@ -39,7 +39,7 @@ class AppendRefused(LedgerError):  # noqa: N818 - named for what happened (STYLE
         self.kind = kind
 
 
-class EntryNotFound(LedgerError):  # noqa: N818 - named for what happened (STYLE G2)
+class EntryNotFound(LedgerError):
     """The store holds no entry at ``seq``."""
 
     def __init__(self, seq: int) -> None:
@@ -47,7 +47,7 @@ class EntryNotFound(LedgerError):  # noqa: N818 - named for what happened (STYLE
         self.seq = seq
 
 
-class CorruptEntry(LedgerError):  # noqa: N818 - named for what happened (STYLE G2)
+class CorruptEntry(LedgerError):
     """The store holds bytes at ``seq`` that do not parse as an entry; ``verify`` says more."""
 
     def __init__(self, *, seq: int, detail: str) -> None:
@@ -82,7 +82,7 @@ class ProofError(LedgerError):
         self.size = size
 
 
-class RootMismatch(ProofError):  # noqa: N818 - named for what happened (STYLE G2)
+class RootMismatch(ProofError):
     """A well-formed proof that evaluates to a root other than the expected one."""
 
     def __init__(self, *, index: int, size: int, expected: bytes, calculated: bytes) -> None:

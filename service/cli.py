@@ -190,7 +190,12 @@ def call(
             f"Bearer {api_key}" if api_key else None, runtime.clock()
         )
         request = CallRequest.model_validate(
-            {"entry": entry, "params": pairs, "mode": "dry_run" if dry_run else "run", "format": fmt}
+            {
+                "entry": entry,
+                "params": pairs,
+                "mode": "dry_run" if dry_run else "run",
+                "format": fmt,
+            }
         )
         # CLI values are text: the entry's parameter types convert them.
         result = calls.execute(runtime, principal, request, request_id=None, inputs_from_text=True)
@@ -293,28 +298,23 @@ def packet_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Run the consumption-contract checks (FORMATS section 4) in order; exit 0 only if all pass."""
-    from service.packets.errors import PacketError  # noqa: PLC0415
-    from service.packets.readers import open_packet  # noqa: PLC0415
-    from service.packets.verify import verify_packet  # noqa: PLC0415
+    from service.packets.verify import verify_packet_file  # noqa: PLC0415
 
     if not packet.exists():
         typer.echo(f"error [io_error]: {packet} does not exist", err=True)
         raise typer.Exit(EXIT_USAGE)
     try:
-        with open_packet(packet) as reader:
-            report = verify_packet(
-                reader,
-                expect_manifest_hash=expect_manifest_hash,
-                require_authority=require_authority,
-                trusted_catalog_digests=tuple(trust_catalog or ()),
-            )
-    except PacketError as exc:
-        _fail(exc)
-    except OSError as exc:
-        typer.echo(f"error [io_error]: {exc}", err=True)
+        report = verify_packet_file(
+            packet,
+            expect_manifest_hash=expect_manifest_hash,
+            require_authority=require_authority,
+            trusted_catalog_digests=tuple(trust_catalog or ()),
+        )
+    except ValueError as exc:  # a malformed pin or digest given on the command line
+        typer.echo(f"error [invalid_request]: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
-        typer.echo(report.to_json())
+        typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         for check in report.checks:
             typer.echo(f"{check.status.upper():5} {check.name:17} {check.detail}")

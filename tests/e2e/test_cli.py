@@ -45,6 +45,8 @@ def test_call_runs_and_the_packet_verifies(world: Settings) -> None:
     code, result, err = _call(world, "items.by_tenant", "--param", "min_amount=990")
     assert code == 0, err
     assert result["verdict"] == "ran_clean"
+    manifest_hash = result["manifest_hash"]
+    assert isinstance(manifest_hash, dict)
     packet = world.packet_root / f"{result['packet_id']}.zip"
     assert f"packet: {packet}" in err
     code, out, _ = _run(
@@ -53,9 +55,9 @@ def test_call_runs_and_the_packet_verifies(world: Settings) -> None:
             "verify",
             str(packet),
             "--expect-manifest-hash",
-            f"sha256:{result['manifest_hash']['sha256']}",
+            f"sha256:{manifest_hash['sha256']}",
         ]
-    )  # type: ignore[index]
+    )
     assert code == 0, out
     assert "checks passed" in out
     code, out, _ = _run(["packet", "verify", str(packet), "--json"])

@@ -122,7 +122,10 @@ def test_the_readme_tour_gives_a_packet_that_verifies(
 
 def test_the_readme_absence_example_proves_absence(server: str) -> None:
     params = {"tenant": "acme", "issued_before": "2026-03-01"}
-    assert json.dumps({"entry": "invoices.unpaid", "params": params}) in (REPO / "README.md").read_text()
+    assert (
+        json.dumps({"entry": "invoices.unpaid", "params": params})
+        in (REPO / "README.md").read_text()
+    )
     response = httpx.post(
         f"{server}/v1/calls",
         json={"entry": "invoices.unpaid", "params": params},

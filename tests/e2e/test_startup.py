@@ -62,7 +62,7 @@ def test_provisional_runs_an_edited_catalog_and_stamps_everything_provisional(
         store.close()
     assert started.kind == "service.started"
     assert started.body["authority_status"] == "provisional"
-    assert "items.missing" in started.body["provisional_reason"]
+    assert "items.missing" in str(started.body["provisional_reason"])
 
 
 def test_an_unconfigured_source_is_refused_at_start(world: Settings) -> None:

@@ -51,6 +51,7 @@ SAMPLES: dict[type[Exception], Exception] = {
     ledger_errors.InvalidTimestamp: ledger_errors.InvalidTimestamp("naive"),
     ledger_errors.AppendRefused: ledger_errors.AppendRefused("bad body", kind="call.started"),
     ledger_errors.EntryNotFound: ledger_errors.EntryNotFound(7),
+    ledger_errors.CorruptEntry: ledger_errors.CorruptEntry(seq=3, detail="not JSON"),
     LedgerVerifyError: LedgerVerifyError(seq=4, check="prev", detail="mismatch"),
     ledger_errors.ProofError: ledger_errors.ProofError("x", index=1, size=2),
     ledger_errors.RootMismatch: ledger_errors.RootMismatch(
@@ -73,9 +74,11 @@ SAMPLES: dict[type[Exception], Exception] = {
     packet_errors.PacketLayoutError: packet_errors.PacketLayoutError(
         path="../x", detail="escapes the bag"
     ),
-    packet_errors.BagInvalid: packet_errors.BagInvalid([packet_errors.BagProblem("r", "p", "d")]),
+    packet_errors.BagInvalidError: packet_errors.BagInvalidError(
+        [packet_errors.BagProblem("r", "p", "d")]
+    ),
     packet_errors.PacketBuildError: packet_errors.PacketBuildError(path="data/x", detail="bad"),
-    packet_errors.UnsupportedValue: packet_errors.UnsupportedValue(
+    packet_errors.UnsupportedValueError: packet_errors.UnsupportedValueError(
         path="data/x", row=1, column="c", detail="bad"
     ),
 }
@@ -109,7 +112,7 @@ def test_each_error_maps_to_a_problem_and_an_exit_code(exc: Exception) -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "status", "code", "exit"),
+    ("exc", "status", "code", "exit_status"),
     [
         pytest.param(SAMPLES[InputErrors], 422, "invalid_input", 4, id="inputs-blocked"),
         pytest.param(SAMPLES[PolicyDenied], 403, "policy_denied", 4, id="policy-blocked"),
