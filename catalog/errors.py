@@ -171,7 +171,8 @@ class InputErrors(InputError):
             parameter=", ".join(e.parameter for e in errors),
             reason="; ".join(f"{e.parameter}: {e.reason}" for e in errors),
         )
-        self.message = f"entry {first.entry}: {len(errors)} inputs refused: " + "; ".join(
+        count = "1 input" if len(errors) == 1 else f"{len(errors)} inputs"
+        self.message = f"entry {first.entry}: {count} refused: " + "; ".join(
             f"{e.parameter}: {e.reason}" for e in errors
         )
         self.args = (self.message,)

@@ -21,6 +21,7 @@ from catalog.errors import CatalogError
 from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE, exit_code
 
 if TYPE_CHECKING:
+    from ledger.store import LedgerStore
     from service.settings import Settings
 
 app = typer.Typer(
@@ -42,6 +43,11 @@ app.add_typer(schemas_app, name="schemas")
 CatalogDir = Annotated[
     Path, typer.Argument(help="Catalog directory (catalog.toml).", file_okay=False)
 ]
+LedgerUrl = Annotated[
+    str,
+    typer.Option("--ledger-url", envvar="GOVEX_LEDGER_URL", help="SQLAlchemy URL of the ledger."),
+]
+DEFAULT_LEDGER_URL = "sqlite:///var/ledger.sqlite"
 
 
 def main() -> None:
@@ -231,6 +237,7 @@ def ledger_verify(
     export: Annotated[
         Path | None, typer.Option(help="A JSON Lines export; without it, the configured store.")
     ] = None,
+    ledger_url: LedgerUrl = DEFAULT_LEDGER_URL,
 ) -> None:
     """Verify the chain: entries parse, are canonical, count up from 0 and link to the previous."""
     from ledger.errors import LedgerError  # noqa: PLC0415
@@ -241,9 +248,7 @@ def ledger_verify(
             with export.open("rb") as lines:
                 report = verify_entries(lines)
         else:
-            from ledger.store import LedgerStore  # noqa: PLC0415
-
-            store = LedgerStore.open(_settings().ledger_url)
+            store = _open_existing_ledger(ledger_url)
             try:
                 report = store.verify()
             finally:
@@ -262,12 +267,12 @@ def ledger_export(
     out: Annotated[
         Path | None, typer.Option(help="Output file; standard output when omitted.")
     ] = None,
+    ledger_url: LedgerUrl = DEFAULT_LEDGER_URL,
 ) -> None:
     """Write the ledger as JSON Lines: line i is exactly leaf_input(i)."""
     from ledger.export import export_lines  # noqa: PLC0415
-    from ledger.store import LedgerStore  # noqa: PLC0415
 
-    store = LedgerStore.open(_settings().ledger_url)
+    store = _open_existing_ledger(ledger_url)
     try:
         if out is None:
             export_lines(store, sys.stdout.buffer)
@@ -278,6 +283,17 @@ def ledger_export(
             tmp.replace(out)
     finally:
         store.close()
+
+
+def _open_existing_ledger(url: str) -> LedgerStore:
+    """Open a ledger that exists; a mistyped SQLite path must not create an empty one."""
+    from ledger.store import LedgerStore  # noqa: PLC0415
+
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not Path(url.removeprefix(prefix)).is_file():
+        typer.echo(f"error [io_error]: no ledger database at {url.removeprefix(prefix)}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    return LedgerStore.open(url)
 
 
 # --- packets ---------------------------------------------------------------------------------

@@ -159,6 +159,14 @@ def test_ledger_verify_export_and_a_row_edited_behind_the_triggers(
     assert "seq 2" in err
 
 
+def test_ledger_verify_refuses_a_missing_database_instead_of_creating_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'typo.sqlite'}"
+    code, _, err = _run(["ledger", "verify", "--ledger-url", url])
+    assert code == 2
+    assert "no ledger database" in err
+    assert not (tmp_path / "typo.sqlite").exists()
+
+
 def test_catalog_commands_check_seal_and_name_changed_entries(world: Settings) -> None:
     directory = str(world.catalog_dir)
     assert _run(["catalog", "check", directory])[0] == 0
