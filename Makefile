@@ -16,7 +16,7 @@ export GOVEX_LEDGER_URL ?= sqlite:///$(VAR)/ledger.sqlite
 export GOVEX_PACKET_ROOT ?= $(VAR)/packets
 export GOVEX_ORIGIN ?= govex.localhost/ledger/demo
 
-.PHONY: run test lint typecheck imports pytest schemas clean
+.PHONY: run test lint typecheck imports pytest schemas bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,6 @@ schemas: $(SYNCED)
 
 clean:
 	rm -rf $(VAR)
+
+bench: $(SYNCED)
+	$(BIN)/python bench/run.py

@@ -13,9 +13,7 @@ it imports no FastAPI. Ordering guarantees:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from catalog.digest import DigestSet
@@ -34,11 +32,13 @@ from service.errors import (
 )
 from service.identity import Principal
 from service.ids import new_ulid
-from service.packets.build import PacketBuilder
+from service.packets.build import PacketBuilder, StagedPacket
+from service.packets.errors import PacketBuildError
 from service.packets.manifest import Claim, LedgerRef, ServiceRef
+from service.packets.tables import TableWritten
 from service.policy import Action, entry_entity
 from service.problems import problem_code
-from service.run_sql import SqlValue, run_query
+from service.run_sql import run_query
 from service.runtime import Runtime
 from service.verdicts import Verdict
 
@@ -49,18 +49,18 @@ class CallResult:
 
     call_id: str
     contract: CallContract
-    verdict: Verdict | None
-    started_seq: int | None
-    finished_seq: int | None
-    packet_id: str | None
-    packet_seq: int | None
-    manifest_hash: DigestSet | None
-    rows: int | None
-    bytes: int | None
-    complete: bool | None
-    claim: Claim | None
-    duration_ms: int | None
-    error: str | None
+    verdict: Verdict | None = None  # None: a dry run, nothing ran
+    started_seq: int | None = None
+    finished_seq: int | None = None
+    packet_id: str | None = None
+    packet_seq: int | None = None
+    manifest_hash: DigestSet | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    complete: bool | None = None
+    claim: Claim | None = None
+    duration_ms: int | None = None
+    error: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -90,7 +90,7 @@ def execute(
             runtime, principal, request, call_id, request_id, inputs_from_text
         )
         if contract.mode == "dry_run":
-            return _result(call_id, contract)
+            return CallResult(call_id=call_id, contract=contract)
         return _run(runtime, contract)
     finally:
         call_id_var.reset(token)
@@ -173,6 +173,16 @@ def _deny(
     return CallBlocked(exc, call_id=call_id, seq=entry.seq)
 
 
+@dataclass(frozen=True)
+class _Ran:
+    """What running the statement gave: a verdict, and the data file when there is one."""
+
+    verdict: Verdict
+    duration_ms: int
+    written: TableWritten | None = None
+    error: str | None = None
+
+
 def _run(runtime: Runtime, contract: CallContract) -> CallResult:
     entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
     if not isinstance(entry, QueryEntry):  # prepare_contract refuses commands; keep mypy honest
@@ -190,76 +200,150 @@ def _run(runtime: Runtime, contract: CallContract) -> CallResult:
         started_seq=started.seq,
         created_at=format_ts(started_at),
     )
-    packet_id = new_ulid(started_at)
-    builder = PacketBuilder(runtime.settings.packet_root, packet_id)
+    builder: PacketBuilder | None = None
+    try:
+        builder = PacketBuilder(runtime.settings.packet_root, new_ulid(started_at))
+        ran = _run_query(runtime, entry, contract, builder)
+        staged = _stage_packet(runtime, contract, entry, started.seq, builder, ran)
+    except BaseException:
+        # Whatever broke, the call that started is finished in the ledger before the error goes on.
+        if builder is not None:
+            builder.discard()
+        _finish(
+            runtime, contract, started.seq, _Ran(Verdict.error_running, 0, error="internal error")
+        )
+        raise
+    if staged is None:
+        builder.discard()
+        return _finish(runtime, contract, started.seq, ran)
+    packet, claim = staged
+    return _finish(runtime, contract, started.seq, ran, packet=(packet, builder), claim=claim)
+
+
+def _run_query(
+    runtime: Runtime, entry: QueryEntry, contract: CallContract, builder: PacketBuilder
+) -> _Ran:
+    """Stream the statement's rows into the packet; engine failures become verdicts."""
     t0 = time.monotonic()
-    verdict = Verdict.ran_clean
-    error: str | None = None
-    written = None
-    cut_by_max_rows = False
+
+    def elapsed() -> int:
+        return int((time.monotonic() - t0) * 1000)
+
     try:
         source = runtime.source_path(entry.source)
         with run_query(source, entry.sql, contract.inputs, contract.timeout_ms) as result:
-            limited = _RowLimit(result.rows, contract.max_rows)
             written = builder.write_table(
                 path=f"data/result.{contract.output_format}",
                 fmt=contract.output_format,
                 columns=result.columns,
-                rows=limited,
+                rows=result.rows,
                 max_bytes=contract.max_bytes,
+                max_rows=contract.max_rows,
             )
-            cut_by_max_rows = limited.cut
     except QueryTimedOut as exc:
-        verdict, error = Verdict.timed_out, exc.message
-    except (QueryFailed, SourceUnavailable) as exc:
-        verdict, error = Verdict.error_running, exc.message
-    duration_ms = int((time.monotonic() - t0) * 1000)
+        return _Ran(Verdict.timed_out, elapsed(), error=exc.message)
+    except (QueryFailed, SourceUnavailable, PacketBuildError) as exc:
+        return _Ran(Verdict.error_running, elapsed(), error=exc.message)
+    return _Ran(Verdict.ran_clean, elapsed(), written=written)
 
-    if written is None or verdict is not Verdict.ran_clean:
-        builder.discard()
-        finished = runtime.ledger.append(
-            "call.finished",
+
+def _finish(
+    runtime: Runtime,
+    contract: CallContract,
+    started_seq: int,
+    ran: _Ran,
+    *,
+    packet: tuple[StagedPacket, PacketBuilder] | None = None,
+    claim: Claim | None = None,
+) -> CallResult:
+    """Append ``call.finished`` (and ``packet.issued``), publish the packet, update the index."""
+    record = ran.written.record if ran.written else None
+    complete = ran.written.complete if ran.written else None
+    finished = runtime.ledger.append(
+        "call.finished",
+        {
+            "call_id": contract.call_id,
+            "verdict": ran.verdict.value,
+            "exit_code": ran.verdict.exit_code,
+            "result_digest": record.digest.model_dump() if record else None,
+            "rows": record.rows if record else 0,
+            "bytes": record.bytes if record else 0,
+            "duration_ms": ran.duration_ms,
+            "complete": complete,
+            "error": ran.error,
+        },
+        runtime.clock(),
+    )
+    issued_seq: int | None = None
+    staged = packet[0] if packet else None
+    if packet is not None:
+        staged, builder = packet
+        issued_seq = runtime.ledger.append(
+            "packet.issued",
             {
                 "call_id": contract.call_id,
-                "verdict": verdict.value,
-                "exit_code": verdict.exit_code,
-                "result_digest": None,
-                "rows": 0,
-                "bytes": 0,
-                "duration_ms": duration_ms,
-                "error": error,
+                "packet_id": staged.packet_id,
+                "manifest_hash": staged.manifest_hash.model_dump(),
             },
             runtime.clock(),
-        )
-        runtime.calls.update(
-            contract.call_id,
-            state="failed",
-            verdict=verdict.value,
-            finished_seq=finished.seq,
-            finished_at=format_ts(runtime.clock()),
-        )
-        return _result(
-            contract.call_id,
-            contract,
-            verdict=verdict,
-            started_seq=started.seq,
-            finished_seq=finished.seq,
-            duration_ms=duration_ms,
-            error=error,
-        )
+        ).seq
+        # Visible only now that the entry issuing it is durable.
+        builder.publish(staged)
+    runtime.calls.update(
+        contract.call_id,
+        state="completed" if staged else "failed",
+        verdict=ran.verdict.value,
+        finished_seq=finished.seq,
+        packet_id=staged.packet_id if staged else None,
+        packet_seq=issued_seq,
+        manifest_sha256=staged.manifest_hash.sha256 if staged else None,
+        manifest_blake3=staged.manifest_hash.blake3 if staged else None,
+        rows=record.rows if record else None,
+        bytes=record.bytes if record else None,
+        finished_at=format_ts(runtime.clock()),
+    )
+    return CallResult(
+        call_id=contract.call_id,
+        contract=contract,
+        verdict=ran.verdict,
+        started_seq=started_seq,
+        finished_seq=finished.seq,
+        packet_id=staged.packet_id if staged else None,
+        packet_seq=issued_seq,
+        manifest_hash=staged.manifest_hash if staged else None,
+        rows=record.rows if record else None,
+        bytes=record.bytes if record else None,
+        complete=complete,
+        claim=claim,
+        duration_ms=ran.duration_ms,
+        error=ran.error,
+    )
 
-    record = written.record
-    complete = written.complete and not cut_by_max_rows
+
+def _stage_packet(
+    runtime: Runtime,
+    contract: CallContract,
+    entry: QueryEntry,
+    started_seq: int,
+    builder: PacketBuilder,
+    ran: _Ran,
+) -> tuple[StagedPacket, Claim | None] | None:
+    """Stage the packet with the whole contract and its outcome; None when nothing to issue."""
+    if ran.written is None:
+        return None
+    record, complete = ran.written.record, ran.written.complete
     claim = _claim_verdict(entry, rows=record.rows or 0, complete=complete)
+    # A file cut exactly at max_rows rows was cut by the row limit; fewer means the byte limit.
+    cut_by = None if complete else ("max_rows" if record.rows == contract.max_rows else "max_bytes")
     outcome: dict[str, Any] = {
-        "verdict": verdict.value,
-        "exit_code": verdict.exit_code,
+        "verdict": ran.verdict.value,
+        "exit_code": ran.verdict.exit_code,
         "rows": record.rows,
         "bytes": record.bytes,
         "complete": complete,
-        "cut_by": None if complete else ("max_rows" if cut_by_max_rows else "max_bytes"),
-        "duration_ms": duration_ms,
-        "started_seq": started.seq,
+        "cut_by": cut_by,
+        "duration_ms": ran.duration_ms,
+        "started_seq": started_seq,
     }
     staged = builder.finish(
         created_at=runtime.clock(),
@@ -269,80 +353,12 @@ def _run(runtime: Runtime, contract: CallContract) -> CallResult:
         contract={**contract.record(), "outcome": outcome},
         complete=complete,
         claim=claim,
-        ledger=LedgerRef(origin=runtime.settings.origin, call_seq=started.seq),
+        ledger=LedgerRef(origin=runtime.settings.origin, call_seq=started_seq),
         service=ServiceRef(
             version=runtime.build.version, module_sha256=runtime.build.module_sha256
         ),
     )
-    finished = runtime.ledger.append(
-        "call.finished",
-        {
-            "call_id": contract.call_id,
-            "verdict": verdict.value,
-            "exit_code": verdict.exit_code,
-            "result_digest": record.digest.model_dump(),
-            "rows": record.rows,
-            "bytes": record.bytes,
-            "duration_ms": duration_ms,
-            "complete": complete,
-        },
-        runtime.clock(),
-    )
-    issued = runtime.ledger.append(
-        "packet.issued",
-        {
-            "call_id": contract.call_id,
-            "packet_id": packet_id,
-            "manifest_hash": staged.manifest_hash.model_dump(),
-        },
-        runtime.clock(),
-    )
-    builder.publish(staged)
-    runtime.calls.update(
-        contract.call_id,
-        state="completed",
-        verdict=verdict.value,
-        finished_seq=finished.seq,
-        packet_id=packet_id,
-        packet_seq=issued.seq,
-        manifest_sha256=staged.manifest_hash.sha256,
-        manifest_blake3=staged.manifest_hash.blake3,
-        rows=record.rows,
-        bytes=record.bytes,
-        finished_at=format_ts(runtime.clock()),
-    )
-    return _result(
-        contract.call_id,
-        contract,
-        verdict=verdict,
-        started_seq=started.seq,
-        finished_seq=finished.seq,
-        packet_id=packet_id,
-        packet_seq=issued.seq,
-        manifest_hash=staged.manifest_hash,
-        rows=record.rows,
-        bytes=record.bytes,
-        complete=complete,
-        claim=claim,
-        duration_ms=duration_ms,
-    )
-
-
-class _RowLimit(Iterator[tuple[SqlValue, ...]]):
-    """Pass at most ``limit`` rows through, noting whether more were there."""
-
-    def __init__(self, rows: Iterator[tuple[SqlValue, ...]], limit: int) -> None:
-        self._rows = islice(rows, limit + 1)
-        self._left = limit
-        self.cut = False
-
-    def __next__(self) -> tuple[SqlValue, ...]:
-        row = next(self._rows)
-        if self._left == 0:
-            self.cut = True
-            raise StopIteration
-        self._left -= 1
-        return row
+    return staged, claim
 
 
 def _claim_verdict(entry: QueryEntry, *, rows: int, complete: bool) -> Claim | None:
@@ -356,9 +372,3 @@ def _claim_verdict(entry: QueryEntry, *, rows: int, complete: bool) -> Claim | N
     else:
         verdict = "NOT_EVIDENCED"
     return Claim(expect=entry.claim.expect, surface=entry.claim.surface, verdict=verdict)
-
-
-def _result(call_id: str, contract: CallContract, **values: Any) -> CallResult:  # noqa: ANN401
-    fields: dict[str, Any] = dict.fromkeys(CallResult.__dataclass_fields__)
-    fields.update(call_id=call_id, contract=contract, **values)
-    return CallResult(**fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,23 @@ def test_healthz_and_openapi(client: TestClient) -> None:
         "/v1/ledger/entries",
         "/healthz",
     } <= set(paths)
+
+
+def test_a_failure_after_call_started_still_finishes_the_call(
+    client: TestClient, world: Settings
+) -> None:
+    staging = world.packet_root / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.write_text("not a folder")  # the builder cannot stage: an unexpected I/O failure
+    response = _call(client, "alice", "items.all")
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["code"] == "internal_error"
+    assert "Traceback" not in response.text
+    assert "staging" not in problem["detail"]
+    entries = _ledger(world)
+    started, finished = entries[-2], entries[-1]
+    assert (started["kind"], finished["kind"]) == ("call.started", "call.finished")
+    assert finished["body"]["call_id"] == started["body"]["call_id"]
+    assert finished["body"]["verdict"] == "error_running"
+    assert finished["body"]["error"] == "internal error"
