@@ -7,6 +7,7 @@ only :func:`app_factory` reads the environment.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -80,11 +81,20 @@ async def _request_id_middleware(
     request_id = supplied if _SAFE_REQUEST_ID.fullmatch(supplied) else new_ulid(system_clock())
     request.state.request_id = request_id
     token = request_id_var.set(request_id)
+    started = time.monotonic()
     try:
         response = await call_next(request)
     finally:
         request_id_var.reset(token)
     response.headers["X-Request-ID"] = request_id
+    _log.info(
+        "request",
+        request_id=request_id,
+        method=request.method,
+        path=request.url.path,
+        status=response.status_code,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
     return response
 
 

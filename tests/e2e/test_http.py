@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import structlog
 from fastapi.testclient import TestClient
 
 from ledger.store import LedgerStore
@@ -319,3 +320,11 @@ def test_a_failure_after_call_started_still_finishes_the_call(
     assert finished["body"]["call_id"] == started["body"]["call_id"]
     assert finished["body"]["verdict"] == "error_running"
     assert finished["body"]["error"] == "internal error"
+
+
+def test_the_request_id_is_logged_and_the_credential_never_is(client: TestClient) -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = _call(client, "alice", "items.by_tenant", params={"tenant": "globex"})
+    request_id = response.json()["request_id"]
+    assert any(entry.get("request_id") == request_id and entry["status"] == 403 for entry in logs)
+    assert "tok-alice" not in repr(logs)

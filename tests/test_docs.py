@@ -1,0 +1,50 @@
+"""Docs that drift fail the build: every CLI command is documented, every documented one exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from service.cli import app
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _cli_commands() -> set[str]:
+    root = get_command(app)
+    found: set[str] = set()
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            found |= {f"{name} {sub}" for sub in subcommands}
+        else:
+            found.add(name)
+    return found
+
+
+def _documented() -> set[str]:
+    text = (DOCS / "cli.md").read_text()
+    return {
+        m.group(1).strip()
+        for m in re.finditer(r"^\| `govex ([a-z]+(?: [a-z]+)?)", text, re.MULTILINE)
+    }
+
+
+def test_every_command_is_documented_and_every_documented_command_exists() -> None:
+    assert _cli_commands() == _documented()
+
+
+def test_every_documented_command_has_help() -> None:
+    for command in sorted(_documented()):
+        result = CliRunner().invoke(app, [*command.split(), "--help"])
+        assert result.exit_code == 0, command
+        assert "Usage" in result.stdout
+
+
+def test_readme_links_resolve() -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    for target in re.findall(r"\]\(((?:docs|schemas|examples)/[^)#]*)\)", readme):
+        assert (DOCS.parent / target).exists(), target
