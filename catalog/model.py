@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from catalog.digest import DigestSet
 from catalog.errors import UnknownEntry
 from catalog.ids import ENTRY_ID_PATTERN
+from catalog.times import TIME_PATTERN
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,7 +28,6 @@ JsonScalar = str | int | float | bool | None
 CATALOG_FORMAT = "govex.catalog/v1"
 SEAL_FORMAT = "govex.seal/v1"
 # FORMATS section 1 time form, always with microseconds and Z.
-RFC3339_MICROS_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 
 DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_MAX_ROWS = 1_000_000
@@ -186,5 +186,5 @@ class Seal(BaseModel):
     catalog_digest: DigestSet
     entries: dict[str, DigestSet]
     authority: Literal["sealed", "governed"] = "sealed"
-    sealed_at: str = Field(pattern=RFC3339_MICROS_PATTERN)
+    sealed_at: str = Field(pattern=TIME_PATTERN)
     signature: SealSignature | None = None

@@ -8,7 +8,6 @@ it ``governed`` is decided in ``service/``, which holds the key code.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import TYPE_CHECKING
 
 from catalog.authority import AuthorityStatus
@@ -16,6 +15,7 @@ from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
 from catalog.errors import SealMismatch
 from catalog.model import ResolvedCatalog, Seal, SealCatalog
+from catalog.times import format_time
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,13 +31,6 @@ def entry_digest(entry: QueryEntry | CommandEntry) -> DigestSet:
 def catalog_digest(catalog: ResolvedCatalog) -> DigestSet:
     """Digest set of the JCS bytes of the whole resolved catalog document."""
     return digest_bytes(jcs(catalog.model_dump(mode="json"), where="resolved catalog"))
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``; raises ``ValueError`` for a naive time."""
-    if moment.tzinfo is None:
-        raise ValueError("a seal time must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def compute_seal(catalog: ResolvedCatalog, sealed_at: datetime) -> Seal:

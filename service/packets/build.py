@@ -27,11 +27,11 @@ from datetime import UTC
 from typing import IO, TYPE_CHECKING, Self
 
 from catalog.ids import is_opaque_id
+from catalog.times import format_time
 from service.packets.bagit import BAGIT_TXT, name_problem, render_bag_info, render_manifest
 from service.packets.errors import PacketBuildError
 from service.packets.manifest import (
     PacketManifest,
-    format_time,
     manifest_bytes,
     manifest_hash,
 )

@@ -6,7 +6,7 @@ so the file's own digest and :func:`manifest_hash` agree byte for byte.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
@@ -15,24 +15,13 @@ from catalog.authority import AuthorityStatus
 from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
 from catalog.ids import ENTRY_ID_PATTERN, OPAQUE_ID_PATTERN
+from catalog.times import TIME_FORMAT, TIME_PATTERN
 from service.packets.bagit import name_problem
 
 PACKET_FORMAT = "govex.packet/v1"
 _HEX64 = r"^[0-9a-f]{64}$"
-_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-def format_time(moment: datetime) -> str:
-    """Format ``moment`` as FORMATS section 1 time: RFC 3339 UTC, microseconds, ``Z``.
-
-    Raises ``ValueError`` for a naive datetime: its zone would be a guess.
-    """
-    if moment.tzinfo is None:
-        raise ValueError("a naive datetime has no zone; pass an aware one")
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 class CatalogRef(BaseModel):
@@ -125,7 +114,7 @@ class PacketManifest(BaseModel):
 
     format: Literal["govex.packet/v1"]
     packet_id: str = Field(pattern=OPAQUE_ID_PATTERN)
-    created_at: str = Field(pattern=_TIME)
+    created_at: str = Field(pattern=TIME_PATTERN)
     authority_status: AuthorityStatus
     catalog: CatalogRef
     entry: EntryRef
@@ -139,7 +128,7 @@ class PacketManifest(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _real_time(cls, value: str) -> str:
-        datetime.strptime(value, _TIME_FORMAT)  # noqa: DTZ007 - the pattern pins the Z suffix
+        datetime.strptime(value, TIME_FORMAT)  # noqa: DTZ007 - the pattern pins the Z suffix
         return value
 
     @field_validator("files")

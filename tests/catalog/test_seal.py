@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import blake3
@@ -14,7 +14,7 @@ from catalog.authority import AuthorityStatus
 from catalog.errors import SealMismatch
 from catalog.load import load_catalog_dir
 from catalog.model import ParamSpec, ParamType, QueryEntry, ResolvedCatalog
-from catalog.seal import catalog_digest, check_seal, compute_seal, entry_digest, format_time
+from catalog.seal import catalog_digest, check_seal, compute_seal, entry_digest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,10 +139,3 @@ def test_catalog_digest_covers_the_document() -> None:
         {"format": "govex.catalog/v1", "name": "demo", "version": "1", "entries": []}
     )
     assert catalog_digest(empty).sha256 == hashlib.sha256(data).hexdigest()
-
-
-def test_format_time() -> None:
-    plus_two = timezone(timedelta(hours=2))
-    assert format_time(datetime(2026, 1, 1, 2, 0, tzinfo=plus_two)) == "2026-01-01T00:00:00.000000Z"
-    with pytest.raises(ValueError, match="timezone-aware"):
-        format_time(datetime(2026, 1, 1))  # noqa: DTZ001 - the naive time under test

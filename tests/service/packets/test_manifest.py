@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from catalog.digest import digest_bytes
 from service.packets.manifest import (
     FileRecord,
     PacketManifest,
-    format_time,
     manifest_bytes,
     manifest_hash,
 )
@@ -94,13 +92,3 @@ def test_a_path_listed_twice_is_refused() -> None:
     files = document()["files"] * 2
     with pytest.raises(ValidationError, match="listed twice"):
         PacketManifest.model_validate_json(rfc8785.dumps(document(files=files)), strict=True)
-
-
-def test_format_time_is_utc_with_microseconds_and_z() -> None:
-    assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
-    east = timezone(timedelta(hours=2))
-    assert (
-        format_time(datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=east)) == "2026-01-02T01:04:05.000007Z"
-    )
-    with pytest.raises(ValueError, match="naive"):
-        format_time(datetime(2026, 1, 2))  # noqa: DTZ001 - the naive datetime is the point
