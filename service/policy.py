@@ -59,6 +59,9 @@ class PolicySet:
     schema_text: str
     digest: DigestSet
     ids_by_position: Mapping[str, str]
+    # Parsed once at start; evaluating against handles avoids re-parsing on every call.
+    parsed_policies: cedarpy.PolicySet
+    parsed_schema: cedarpy.Schema
 
     @classmethod
     def load(cls, directory: Path | None) -> PolicySet:
@@ -89,7 +92,14 @@ class PolicySet:
         ids = {pos: body.get("annotations", {}).get("id", pos) for pos, body in static.items()}
         # The digest covers the exact bytes evaluated, schema included, in a defined order.
         digest = digest_bytes(schema_text.encode() + b"\n\x00\n" + policies_text.encode())
-        return cls(policies_text, schema_text, digest, ids)
+        return cls(
+            policies_text,
+            schema_text,
+            digest,
+            ids,
+            cedarpy.PolicySet.from_str(policies_text),
+            cedarpy.Schema.from_str(schema_text),
+        )
 
     def decide(
         self, principal: Principal, action: Action, resource: Entity, context: Mapping[str, Any]
@@ -103,7 +113,9 @@ class PolicySet:
             "context": dict(context),
         }
         try:
-            result = cedarpy.is_authorized(request, self.policies_text, entities, self.schema_text)
+            result = cedarpy.is_authorized(
+                request, self.parsed_policies, entities, self.parsed_schema
+            )
         except Exception as exc:  # noqa: BLE001 - any engine failure is a deny, with its reason kept
             return PolicyDecision(
                 allowed=False,
