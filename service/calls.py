@@ -275,9 +275,8 @@ def _finish(
         runtime.clock(),
     )
     issued_seq: int | None = None
-    staged = packet[0] if packet else None
-    if packet is not None:
-        staged, builder = packet
+    staged, builder = packet if packet is not None else (None, None)
+    if staged is not None and builder is not None:
         issued_seq = runtime.ledger.append(
             "packet.issued",
             {

@@ -19,10 +19,10 @@ import typer
 from catalog.authority import AuthorityStatus
 from catalog.errors import CatalogError
 from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE, exit_code
+from service.settings import DEFAULT_LEDGER_URL, Settings, sqlite_file
 
 if TYPE_CHECKING:
     from ledger.store import LedgerStore
-    from service.settings import Settings
 
 app = typer.Typer(
     name="govex",
@@ -47,7 +47,6 @@ LedgerUrl = Annotated[
     str,
     typer.Option("--ledger-url", envvar="GOVEX_LEDGER_URL", help="SQLAlchemy URL of the ledger."),
 ]
-DEFAULT_LEDGER_URL = "sqlite:///var/ledger.sqlite"
 
 
 def main() -> None:
@@ -69,8 +68,6 @@ def _fail(exc: BaseException) -> NoReturn:
 
 def _settings(**overrides: object) -> Settings:
     from pydantic import ValidationError  # noqa: PLC0415
-
-    from service.settings import Settings  # noqa: PLC0415
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
@@ -289,9 +286,9 @@ def _open_existing_ledger(url: str) -> LedgerStore:
     """Open a ledger that exists; a mistyped SQLite path must not create an empty one."""
     from ledger.store import LedgerStore  # noqa: PLC0415
 
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not Path(url.removeprefix(prefix)).is_file():
-        typer.echo(f"error [io_error]: no ledger database at {url.removeprefix(prefix)}", err=True)
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        typer.echo(f"error [io_error]: no ledger database at {database}", err=True)
         raise typer.Exit(EXIT_USAGE)
     return LedgerStore.open(url)
 

@@ -55,8 +55,6 @@ class PolicyDecision:
 class PolicySet:
     """Validated Cedar policies and schema, with the digest that identifies them."""
 
-    policies_text: str
-    schema_text: str
     digest: DigestSet
     ids_by_position: Mapping[str, str]
     # Parsed once at start; evaluating against handles avoids re-parsing on every call.
@@ -93,8 +91,6 @@ class PolicySet:
         # The digest covers the exact bytes evaluated, schema included, in a defined order.
         digest = digest_bytes(schema_text.encode() + b"\n\x00\n" + policies_text.encode())
         return cls(
-            policies_text,
-            schema_text,
             digest,
             ids,
             cedarpy.PolicySet.from_str(policies_text),

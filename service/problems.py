@@ -41,6 +41,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:govex:problem:"
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+_RETRY_HINT = "Retry later; if it persists, give the operator the request_id."
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
             500,
             "service_error",
             "Service error",
-            "Retry later; if it persists, give the operator the request_id.",
+            _RETRY_HINT,
             EXIT_USAGE,
         ),
     ),
@@ -259,7 +260,7 @@ INTERNAL = ProblemKind(
     500,
     "internal_error",
     "Internal error",
-    "Retry later; if it persists, give the operator the request_id.",
+    _RETRY_HINT,
     EXIT_USAGE,
 )
 INVALID_REQUEST = ProblemKind(

@@ -21,7 +21,7 @@ from service.identity import ApiKeyring
 from service.packets.build import clean_staging
 from service.policy import PolicySet
 from service.sealed_catalog import SealedCatalog, build_sealed_catalog
-from service.settings import Settings
+from service.settings import Settings, sqlite_file
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ def build_runtime(
     keyring = ApiKeyring.from_file(settings.keys_file)
     settings.packet_root.mkdir(parents=True, exist_ok=True)
     clean_staging(settings.packet_root)
-    _ensure_sqlite_parent(settings.ledger_url)
+    ledger_file = sqlite_file(settings.ledger_url)
+    if ledger_file is not None:  # the embedded default: create its folder
+        ledger_file.parent.mkdir(parents=True, exist_ok=True)
     ledger = LedgerStore.open(settings.ledger_url)
     build = current_build()
     runtime = Runtime(
@@ -96,10 +98,3 @@ def build_runtime(
             clock(),
         )
     return runtime
-
-
-def _ensure_sqlite_parent(url: str) -> None:
-    """Create the folder of a file-backed SQLite ledger (the embedded default)."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and url != prefix + ":memory:":
-        Path(url.removeprefix(prefix)).parent.mkdir(parents=True, exist_ok=True)

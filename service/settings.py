@@ -14,6 +14,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalog.ids import is_entry_id
 
+DEFAULT_LEDGER_URL = "sqlite:///var/ledger.sqlite"
+_SQLITE_FILE_PREFIX = "sqlite:///"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a file-backed SQLite URL; None for any other URL."""
+    if url.startswith(_SQLITE_FILE_PREFIX) and url != _SQLITE_FILE_PREFIX + ":memory:":
+        return Path(url.removeprefix(_SQLITE_FILE_PREFIX))
+    return None
+
 
 class Settings(BaseSettings):
     """Everything the runtime needs; frozen once built."""
@@ -23,9 +33,7 @@ class Settings(BaseSettings):
     catalog_dir: Path = Field(description="Directory holding catalog.toml and catalog.seal.json.")
     sources: Annotated[dict[str, str], Field(description="Source name -> SQLite file path.")] = {}
     keys_file: Path = Field(description="API keys file (hashed tokens), govex.keys/v1.")
-    ledger_url: str = Field(
-        default="sqlite:///var/ledger.sqlite", description="SQLAlchemy URL of the ledger."
-    )
+    ledger_url: str = Field(default=DEFAULT_LEDGER_URL, description="SQLAlchemy URL of the ledger.")
     packet_root: Path = Field(default=Path("var/packets"), description="Where packets are written.")
     policies_dir: Path | None = Field(
         default=None, description="Cedar schema and policies; the bundled defaults when unset."
