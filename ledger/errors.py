@@ -7,11 +7,24 @@ LedgerError                  every ledger failure; ``where`` names the place
 ├── EntryNotFound            no entry at ``seq`` in the store
 ├── CorruptEntry             stored bytes at ``seq`` that are not an entry (``verify`` says more)
 ├── LedgerVerifyError        the first bad entry of a stream (seq, check, detail)
-└── ProofError               an inclusion proof that cannot be evaluated (index, size)
-    └── RootMismatch         a proof evaluates to another root (expected, calculated)
+├── NoteError                a C2SP key, signed note, checkpoint or tlog-proof refused (where)
+│   ├── KeyFormatError       a signer or verifier key text not in signed-note form (field)
+│   ├── MalformedNote        text that breaks the signed-note format (line)
+│   ├── UnverifiedNote       no signature by a trusted key (trusted, signed_by)
+│   ├── BadSignature         a signature by a trusted key that does not verify (key, line)
+│   ├── CheckpointError      a note that is not the expected tlog-checkpoint
+│   │   ├── MalformedCheckpoint  note text that is not a tlog-checkpoint (line)
+│   │   └── OriginMismatch   the origin line is not the key's name (origin, key_name)
+│   └── MalformedProof       a tlog-proof text that breaks the format (line)
+└── ProofError               a Merkle proof that cannot be evaluated (index, size)
+    ├── RootMismatch         an inclusion proof evaluates to another root (expected, calculated)
+    └── ConsistencyProofError  a consistency proof that cannot be evaluated (size1, size2)
+        └── ConsistencyMismatch  it gives another old or new root (which, expected, calculated)
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class LedgerError(Exception):
@@ -73,6 +86,94 @@ class LedgerVerifyError(LedgerError):
         self.detail = detail
 
 
+class NoteError(LedgerError):
+    """A C2SP text (key, signed note, tlog-checkpoint, tlog-proof) that cannot be trusted or made.
+
+    Raised as itself for a list of signers or verifiers that cannot work
+    (``where`` = ``signers`` or ``verifiers``); the subclasses say more.
+    """
+
+
+class KeyFormatError(NoteError):
+    """A signer or verifier key (text or parts) not in the signed-note form; never shows a secret.
+
+    ``field`` is ``prefix``, ``name``, ``key id``, ``key data`` or ``algorithm``.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, where=f"key {field}")
+        self.field = field
+
+
+class MalformedNote(NoteError):
+    """Text that breaks the signed-note format; ``line`` counts from 1 in the whole note."""
+
+    def __init__(self, detail: str, *, line: int) -> None:
+        super().__init__(f"signed note line {line}: {detail}", where=f"line {line}")
+        self.line = line
+        self.detail = detail
+
+
+class UnverifiedNote(NoteError):
+    """A well-formed note with no signature by any trusted key (``signed_by``: who did sign)."""
+
+    def __init__(self, *, trusted: tuple[str, ...], signed_by: tuple[str, ...]) -> None:
+        super().__init__(
+            f"no signature by a trusted key (trusted: {', '.join(trusted) or 'none'}; "
+            f"signed by: {', '.join(signed_by) or 'nobody'})",
+            where="signatures",
+        )
+        self.trusted = trusted
+        self.signed_by = signed_by
+
+
+class BadSignature(NoteError):
+    """A signature line by a trusted key (name and key id) that does not verify."""
+
+    def __init__(self, *, key_name: str, key_id: bytes, line: int) -> None:
+        super().__init__(
+            f"signed note line {line}: the signature by key {key_name}+{key_id.hex()} "
+            "does not verify",
+            where=f"line {line}",
+        )
+        self.key_name = key_name
+        self.key_id = key_id
+        self.line = line
+
+
+class CheckpointError(NoteError):
+    """A note that is not the expected tlog-checkpoint."""
+
+
+class MalformedCheckpoint(CheckpointError):
+    """Note text that is not a tlog-checkpoint; ``line`` counts from 1 (1 = origin)."""
+
+    def __init__(self, detail: str, *, line: int) -> None:
+        super().__init__(f"checkpoint line {line}: {detail}", where=f"line {line}")
+        self.line = line
+        self.detail = detail
+
+
+class OriginMismatch(CheckpointError):
+    """A checkpoint whose origin line is not the name of the key that signs or verifies it."""
+
+    def __init__(self, *, origin: str, key_name: str) -> None:
+        super().__init__(
+            f"checkpoint origin {origin!r} is not the key name {key_name!r}", where="origin"
+        )
+        self.origin = origin
+        self.key_name = key_name
+
+
+class MalformedProof(NoteError):
+    """A tlog-proof text that breaks the format, or lacks the leaf a check needs (``line``)."""
+
+    def __init__(self, detail: str, *, line: int) -> None:
+        super().__init__(f"tlog-proof line {line}: {detail}", where=f"line {line}")
+        self.line = line
+        self.detail = detail
+
+
 class ProofError(LedgerError):
     """An inclusion proof that cannot be evaluated: index out of range, bad length or hash size."""
 
@@ -94,3 +195,69 @@ class RootMismatch(ProofError):
         )
         self.expected = expected
         self.calculated = calculated
+
+
+class ConsistencyProofError(ProofError):
+    """A consistency proof that cannot be evaluated: sizes out of order, bad length or hash size.
+
+    ``size1``/``size2`` are the old and new tree sizes; the inherited ``index``
+    and ``size`` hold the same two numbers, so a handler of any
+    :class:`ProofError` still reads a place.
+    """
+
+    def __init__(self, message: str, *, size1: int, size2: int) -> None:
+        super().__init__(message, index=size1, size=size2)
+        self.where = f"tree size {size1} to {size2}"
+        self.size1 = size1
+        self.size2 = size2
+
+
+class ConsistencyMismatch(ConsistencyProofError):
+    """A well-formed consistency proof that gives another old (``which="old"``) or new root."""
+
+    def __init__(
+        self,
+        *,
+        size1: int,
+        size2: int,
+        which: Literal["old", "new"],
+        expected: bytes,
+        calculated: bytes,
+    ) -> None:
+        super().__init__(
+            f"consistency proof from tree size {size1} to {size2} gives {which} root "
+            f"{calculated.hex()}, expected {expected.hex()}",
+            size1=size1,
+            size2=size2,
+        )
+        self.which = which
+        self.expected = expected
+        self.calculated = calculated
+
+
+class SchemaNotCurrent(LedgerError):
+    """The database's schema is not at the revision this code needs (``govex db upgrade``)."""
+
+    def __init__(self, message: str, *, schema: str) -> None:
+        super().__init__(message, where=f"schema {schema}")
+        self.schema = schema
+
+
+class LedgerUnavailable(LedgerError):
+    """The store could not make an append durable; nothing was acknowledged (fail closed)."""
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        super().__init__(message, where=operation)
+        self.operation = operation
+
+
+class LedgerStorageFull(LedgerUnavailable):
+    """The ledger's storage is full: appends are refused until space returns."""
+
+
+class CheckpointRefused(LedgerError):
+    """A checkpoint was not signed or stored: the tree is not an extension of the last one."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message, where=f"checkpoint size {size}")
+        self.size = size

@@ -1,161 +1,181 @@
-"""The ledger's SQL store (I/O): append-only rows of exact entry bytes.
+"""The ledger's SQL store (I/O): append-only rows of exact entry bytes, and checkpoints.
 
-One table, ``ledger_entries(seq, kind, ts, leaf_input, leaf_hash)``, through
-SQLAlchemy Core. The database itself refuses UPDATE and DELETE (triggers that
-raise ``govex ledger is append-only``), not only this code.
+Tables (created by :mod:`ledger.migrate`): ``ledger_entries(seq, kind, ts,
+leaf_input, leaf_hash)`` and ``ledger_checkpoints(size, root, note,
+created_at)``. The database itself refuses UPDATE, DELETE and TRUNCATE
+(triggers), and a deployment's service role is granted INSERT and SELECT only.
 
-Order is decided inside the database, never in process memory: ``append``
-reads the head and inserts its successor in one write transaction that holds
-the database's write lock from its first statement. On SQLite that is
-``BEGIN IMMEDIATE`` (emitted by the engine hooks in :func:`_install_sqlite_hooks`);
-read-only work uses a plain deferred ``BEGIN`` and, in WAL mode, never blocks
-an append. With ``synchronous=FULL`` an appended entry is durable once
-``append`` returns. Dialect-specific pieces are the two ``_sqlite_*``
-functions; PostgreSQL (a locked head row and grants) slots in beside them.
+Order is decided inside the database, never in process memory: an append
+transaction takes the database's append lock (:mod:`ledger.sql_session`),
+reads the head and inserts its successors. Concurrent appends in one process
+share that transaction (:mod:`ledger.group_commit`): one commit, one fsync,
+for a whole batch. An append is durable when :meth:`LedgerStore.append`
+returns; when the transaction fails, every append of the batch fails with
+:class:`~ledger.errors.LedgerUnavailable` and none is acknowledged.
+
+Proofs come from a :class:`~ledger.merkle.MerkleTree` of the stored leaf hashes
+kept in memory and brought up to date from the database when asked, so
+entries appended by other processes are included.
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
-    Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
     create_engine,
-    event,
     func,
     insert,
     select,
 )
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.canonical import jcs
 from ledger.entry import (
+    BODY_MODELS,
     ZERO_PREV,
     Entry,
     Kind,
+    compose_leaf_input,
     entry_from_leaf_input,
     explain,
     format_ts,
-    leaf_input,
 )
 from ledger.errors import (
     AppendRefused,
     CanonicalizationError,
+    CheckpointRefused,
     CorruptEntry,
     EntryNotFound,
     LedgerVerifyError,
+    ProofError,
 )
-from ledger.merkle import leaf_hash
+from ledger.group_commit import GroupCommitter
+from ledger.merkle import EMPTY_ROOT, leaf_hash
+from ledger.tree import MerkleTree
+from ledger.migrate import LEDGER_SCHEMA, check_current, upgrade
+from ledger.appender import Appender, EntryRow, Head
+from ledger.sql_session import WRITE_OPTION, prepare_engine, storage_error
 from ledger.verify import ChainVerifier, LedgerReport
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
     from datetime import datetime
     from types import TracebackType
 
-    from sqlalchemy import Connection
-    from sqlalchemy.engine.interfaces import DBAPIConnection
-    from sqlalchemy.pool import ConnectionPoolEntry
-
-APPEND_ONLY_MESSAGE = "govex ledger is append-only"
-_WRITE = "govex_ledger_write"  # execution option: this transaction appends
 _BATCH = 1000  # rows per read transaction when streaming
-_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for SQLite's write lock
+_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+MAX_GROUP = 1000  # appends per group commit
 
-# The table description is fixed at import and never changed; each store binds its own engine.
+# Table descriptions for queries; the DDL lives in ledger/migrations.
 _metadata = MetaData()
 ledger_entries = Table(
     "ledger_entries",
     _metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", Text, nullable=False),
     Column("ts", Text, nullable=False),
     Column("leaf_input", LargeBinary, nullable=False),
     Column("leaf_hash", LargeBinary, nullable=False),
 )
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    _metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
 
 
-def _sqlite_triggers() -> tuple[str, ...]:
-    """Private: SQLite DDL refusing UPDATE and DELETE (SQLite has no TRUNCATE)."""
-    return tuple(
-        f"CREATE TRIGGER IF NOT EXISTS ledger_entries_no_{op.lower()} "
-        f"BEFORE {op} ON ledger_entries "
-        f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
-        for op in ("UPDATE", "DELETE")
-    )
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A signed checkpoint as stored: tree size, root, the signed note text, when it was made."""
+
+    size: int
+    root: bytes
+    note: str
+    created_at: str
 
 
-def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    """Private engine hook: pysqlite leaves transactions to us; WAL, full fsync, FK checks."""
-    # pysqlite's own implicit BEGIN would be deferred and come too late; _sqlite_on_begin
-    # emits ours (the SQLAlchemy "serializable isolation / savepoints" recipe for pysqlite).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
+@dataclass(frozen=True)
+class _Draft:
+    """Private: an append validated and encoded in its caller's thread, awaiting seq and prev."""
 
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    """Private engine hook: appends take the write lock at BEGIN; reads stay deferred."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
-
-
-def _install_sqlite_hooks(engine: Engine) -> None:
-    """Private: install the SQLite hooks on ``engine`` once."""
-    if not event.contains(engine, "connect", _sqlite_on_connect):
-        event.listen(engine, "connect", _sqlite_on_connect)
-    if not event.contains(engine, "begin", _sqlite_on_begin):
-        event.listen(engine, "begin", _sqlite_on_begin)
+    kind: Kind
+    ts: str
+    body: dict[str, Any]
+    body_jcs: bytes
 
 
 class LedgerStore:
-    """An append-only ledger in one SQL database.
+    """An append-only ledger in one SQLite or PostgreSQL database.
 
-    ``LedgerStore(engine)`` wraps an engine (for SQLite it installs the
-    locking hooks, so give it a fresh engine that no connection was taken
-    from yet); :meth:`open` builds the engine from a URL and creates the
-    schema. Safe to share between threads; several processes may each open
-    their own store on the same database.
+    ``LedgerStore(engine)`` wraps a fresh engine (it installs the dialect's
+    hooks, so give it one that no connection was taken from yet) on a
+    migrated database; :meth:`open` builds the engine from a URL and migrates
+    (or, with ``migrate=False``, checks the schema revision). Safe to share
+    between threads; several processes may each open a store on one database.
     """
 
     def __init__(self, engine: Engine) -> None:
-        if engine.dialect.name == "sqlite":
-            _install_sqlite_hooks(engine)
+        prepare_engine(engine)
         self._engine = engine
-        self._writer = engine.execution_options(**{_WRITE: True})
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._group: GroupCommitter[_Draft, Entry] = GroupCommitter(
+            self._commit_batch, max_batch=MAX_GROUP
+        )
+        self._appender = Appender(engine)
+        self._tree = MerkleTree()
+        self._tree_lock = threading.Lock()
 
     @classmethod
-    def open(cls, url: str) -> Self:
-        """Open (creating when missing, idempotently) the ledger at SQLAlchemy ``url``."""
-        store = cls(create_engine(url))
-        store.create_schema()
+    def open(cls, url: str, *, migrate: bool = True) -> Self:
+        """Open the ledger at SQLAlchemy ``url``: migrate it to head, or only check it.
+
+        Migrating a database already at head only reads its version table, so
+        a service role without DDL rights may open with ``migrate=True``.
+        Raises :class:`~ledger.errors.SchemaNotCurrent` (``migrate=False``) or
+        :class:`~ledger.errors.LedgerUnavailable` when the database cannot be reached.
+        """
+        engine = create_engine(url)
+        store = cls(engine)
+        try:
+            if migrate:
+                upgrade(store._writer, LEDGER_SCHEMA)  # noqa: SLF001 - our own instance
+            else:
+                check_current(engine, LEDGER_SCHEMA)
+        except DBAPIError as exc:
+            store.close()
+            raise storage_error(exc, "open") from exc
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
-    def create_schema(self) -> None:
-        """Create the table and its append-only triggers when missing (under the write lock)."""
-        with self._writer.begin() as conn:
-            _metadata.create_all(conn, checkfirst=True)
-            if conn.dialect.name == "sqlite":
-                for ddl in _sqlite_triggers():
-                    conn.exec_driver_sql(ddl)
+    @property
+    def group_commits(self) -> int:
+        """How many append transactions this store committed (appends / this = batch size)."""
+        return self._group.batches
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Finish queued appends, then close every pooled connection."""
+        self._group.close()
+        self._appender.close()
         self._engine.dispose()
 
     def __enter__(self) -> Self:
@@ -169,43 +189,57 @@ class LedgerStore:
     ) -> None:
         self.close()
 
+    # -- appending -------------------------------------------------------------------------
+
     def append(self, kind: str, body: Mapping[str, Any], ts: datetime) -> Entry:
         """Append an entry of ``kind`` and return it as stored; durable when this returns.
 
         Raises :class:`AppendRefused` (nothing written) for an unknown kind, a
-        body its kind's model refuses, or a body value JCS cannot encode, and
-        :class:`ledger.errors.InvalidTimestamp` for a naive ``ts``.
+        body its kind's model refuses, or a body value JCS cannot encode;
+        :class:`ledger.errors.InvalidTimestamp` for a naive ``ts``; and
+        :class:`~ledger.errors.LedgerUnavailable` (or its ``LedgerStorageFull``)
+        when the database could not commit it: then it is not in the ledger.
         """
-        ts_text = format_ts(ts)
-        try:
-            model_kind = Kind(kind)
-        except ValueError:
-            raise AppendRefused(f"unknown ledger entry kind {kind!r}", kind=kind) from None
-        try:
-            draft = Entry(v=1, seq=0, ts=ts_text, kind=model_kind, prev=ZERO_PREV, body=dict(body))
-            jcs(draft.body, where="body")
-        except ValidationError as exc:
-            raise AppendRefused(f"{kind} entry refused: {explain(exc)}", kind=kind) from exc
-        except CanonicalizationError as exc:
-            raise AppendRefused(f"{kind} entry refused: {exc.message}", kind=kind) from exc
-        with self._writer.begin() as conn:
-            head = conn.execute(
-                select(ledger_entries.c.seq, ledger_entries.c.leaf_hash)
-                .order_by(ledger_entries.c.seq.desc())
-                .limit(1)
-            ).one_or_none()
-            if head is None:
-                seq, prev = 0, ZERO_PREV
-            else:
-                seq, prev = head.seq + 1, bytes(head.leaf_hash).hex()
-            # seq and prev are computed here, from the locked head: no need to revalidate.
-            data = leaf_input(draft.model_copy(update={"seq": seq, "prev": prev}))
-            conn.execute(
-                insert(ledger_entries).values(
-                    seq=seq, kind=kind, ts=ts_text, leaf_input=data, leaf_hash=leaf_hash(data)
+        # Validated and encoded by the caller, while the committer waits for the database.
+        return self._group.submit(_draft(kind, body, ts))
+
+    async def append_async(self, kind: str, body: Mapping[str, Any], ts: datetime) -> Entry:
+        """:meth:`append` for coroutines: same checks, same durability, no thread per caller."""
+        return await self._group.submit_async(_draft(kind, body, ts))
+
+    def _commit_batch(self, drafts: Sequence[_Draft]) -> list[Entry]:
+        """Private: one transaction appending ``drafts`` after the database's head, in order."""
+        entries: list[Entry] = []
+
+        def build(head: Head) -> list[EntryRow]:
+            entries.clear()  # a retried build starts over
+            seq, prev = (0, ZERO_PREV) if head is None else (head[0] + 1, head[1].hex())
+            rows: list[EntryRow] = []
+            for draft in drafts:
+                kind = draft.kind
+                data = compose_leaf_input(
+                    body_jcs=draft.body_jcs, kind=kind, prev=prev, seq=seq, ts=draft.ts
                 )
-            )
-        return entry_from_leaf_input(data)
+                digest = leaf_hash(data)
+                rows.append((seq, kind.value, draft.ts, data, digest))
+                entries.append(
+                    Entry.model_construct(
+                        v=1, seq=seq, ts=draft.ts, kind=kind, prev=prev, body=draft.body
+                    )
+                )
+                seq, prev = seq + 1, digest.hex()
+            return rows
+
+        try:
+            rows = self._appender.append(build)
+        except DBAPIError as exc:
+            raise storage_error(exc, "append") from exc
+        with self._tree_lock:
+            if rows and self._tree.size == rows[0][0]:  # extend the cache with what is durable
+                self._tree.extend([row[4] for row in rows])
+        return entries
+
+    # -- reading ---------------------------------------------------------------------------
 
     def size(self) -> int:
         """Return the number of entries: one past the highest stored seq."""
@@ -247,13 +281,17 @@ class LedgerStore:
 
     def get(self, seq: int) -> Entry:
         """Return the entry at ``seq``; raise :class:`EntryNotFound` or :class:`CorruptEntry`."""
+        return _parse(seq, self.get_leaf_input(seq))
+
+    def get_leaf_input(self, seq: int) -> bytes:
+        """Return the stored bytes of entry ``seq``; raise :class:`EntryNotFound`."""
         with self._engine.connect() as conn:
             data = conn.execute(
                 select(ledger_entries.c.leaf_input).where(ledger_entries.c.seq == seq)
             ).scalar_one_or_none()
         if data is None:
             raise EntryNotFound(seq)
-        return _parse(seq, bytes(data))
+        return bytes(data)
 
     def list_entries(self, start: int, limit: int) -> list[Entry]:
         """Up to ``limit`` entries from ``start`` on, in seq order."""
@@ -261,17 +299,138 @@ class LedgerStore:
             raise ValueError(f"start and limit must not be negative, got {start} and {limit}")
         return [_parse(seq, data) for seq, data, _ in self._rows(start, start + limit)]
 
+    # -- the tree and its proofs -----------------------------------------------------------
+
+    def _synced_tree(self) -> MerkleTree:
+        """Private (call with ``_tree_lock`` held): the cached tree, extended to the stored size."""
+        tree = self._tree
+        while True:
+            with self._engine.connect() as conn:
+                batch = conn.execute(
+                    select(ledger_entries.c.seq, ledger_entries.c.leaf_hash)
+                    .where(ledger_entries.c.seq >= tree.size)
+                    .order_by(ledger_entries.c.seq)
+                    .limit(_BATCH * 10)
+                ).all()
+            for row in batch:
+                if row.seq != tree.size:
+                    raise LedgerVerifyError(
+                        seq=tree.size,
+                        check="seq",
+                        detail=f"no row at seq {tree.size}; next is {row.seq}",
+                    )
+                tree.append(bytes(row.leaf_hash))
+            if len(batch) < _BATCH * 10:
+                return tree
+
+    def tree_head(self) -> tuple[int, bytes]:
+        """``(size, root)`` of the ledger as stored now."""
+        with self._tree_lock:
+            tree = self._synced_tree()
+            return tree.size, tree.root()
+
+    def root(self, size: int) -> bytes:
+        """The RFC 9162 root of the first ``size`` entries; :class:`ProofError` past the end."""
+        with self._tree_lock:
+            tree = self._synced_tree()
+            _within(size, tree.size)
+            return tree.root(size)
+
+    def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``seq`` in the tree of the first ``size`` entries."""
+        with self._tree_lock:
+            tree = self._synced_tree()
+            _within(size, tree.size)
+            return tree.inclusion_proof(seq, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between the trees of the first ``old_size``/``new_size``."""
+        with self._tree_lock:
+            tree = self._synced_tree()
+            _within(new_size, tree.size)
+            return tree.consistency_proof(old_size, new_size)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def add_checkpoint(
+        self, size: int, root: bytes, note: str, created_at: datetime
+    ) -> StoredCheckpoint:
+        """Store a signed checkpoint; an identical one stored concurrently is returned instead.
+
+        Raises :class:`CheckpointRefused` when a checkpoint of that size with
+        another root is already stored (two trees of one size: a fork).
+        """
+        record = StoredCheckpoint(size=size, root=root, note=note, created_at=format_ts(created_at))
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(
+                    insert(ledger_checkpoints).values(
+                        size=size, root=root, note=note, created_at=record.created_at
+                    )
+                )
+        except IntegrityError:
+            existing = self.checkpoint_at(size)
+            if existing is None or existing.root != root:
+                raise CheckpointRefused(
+                    f"a checkpoint of size {size} with another root is already stored",
+                    size=size,
+                ) from None
+            return existing
+        except DBAPIError as exc:
+            raise storage_error(exc, "checkpoint") from exc
+        return record
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The stored checkpoint of the largest tree, if any."""
+        return self._checkpoint(
+            select(ledger_checkpoints).order_by(ledger_checkpoints.c.size.desc())
+        )
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        """The stored checkpoint of tree size ``size``, if any."""
+        return self._checkpoint(select(ledger_checkpoints).where(ledger_checkpoints.c.size == size))
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, smallest tree first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(ledger_checkpoints).order_by(ledger_checkpoints.c.size)
+            ).all()
+        return [_stored(row) for row in rows]
+
+    def _checkpoint(self, query: Any) -> StoredCheckpoint | None:  # noqa: ANN401 - a Select
+        with self._engine.connect() as conn:
+            row = conn.execute(query.limit(1)).first()
+        return None if row is None else _stored(row)
+
+    # -- verification ----------------------------------------------------------------------
+
     def verify(self) -> LedgerReport:
         """Verify every stored entry as ``verify_entries`` does, plus the stored columns.
 
         Beyond the checks of :mod:`ledger.verify`, each row's ``seq`` column
-        must be its position (check ``seq``: a missing row) and its stored
+        must be its position (check ``seq``: a missing row), its stored
         ``leaf_hash`` must hash its bytes (check ``leaf_hash``), so a row
-        edited behind the triggers' back is named at its own seq. Raises
-        :class:`LedgerVerifyError` at the first bad row.
+        edited behind the triggers' back is named at its own seq, and the
+        root at every stored checkpoint's size must be that checkpoint's
+        (check ``checkpoint``). Raises :class:`LedgerVerifyError` at the first
+        bad row.
         """
         verifier = ChainVerifier()
-        for seq, data, stored_hash in self._rows(0, self.size()):
+        pending = self.checkpoints()
+        size = self.size()
+        for checkpoint in pending:
+            if checkpoint.size > size:
+                raise LedgerVerifyError(
+                    seq=size,
+                    check="checkpoint",
+                    detail=(
+                        f"a stored checkpoint covers {checkpoint.size} entries but the ledger "
+                        f"has {size}: entries from seq {size} on were removed"
+                    ),
+                )
+        _check_stored_checkpoints(pending, verifier)
+        for seq, data, stored_hash in self._rows(0, size):
             position = verifier.size
             if seq != position:
                 raise LedgerVerifyError(
@@ -288,7 +447,71 @@ class LedgerStore:
                     ),
                 )
             verifier.feed(data)
+            _check_stored_checkpoints(pending, verifier)
+        if verifier.size != size:
+            raise LedgerVerifyError(
+                seq=verifier.size,
+                check="seq",
+                detail=f"no row at seq {verifier.size}; the highest seq is {size - 1}",
+            )
         return verifier.report()
+
+
+def _check_stored_checkpoints(pending: list[StoredCheckpoint], verifier: ChainVerifier) -> None:
+    """Private: compare (and drop) the checkpoints of the size ``verifier`` has reached."""
+    while pending and pending[0].size == verifier.size:
+        checkpoint = pending.pop(0)
+        computed = verifier.report().root if verifier.size else EMPTY_ROOT
+        if computed != checkpoint.root:
+            raise LedgerVerifyError(
+                seq=max(checkpoint.size - 1, 0),
+                check="checkpoint",
+                detail=(
+                    f"stored checkpoint of size {checkpoint.size} has root "
+                    f"{checkpoint.root.hex()} but the entries give {computed.hex()}: an entry "
+                    f"before seq {checkpoint.size} was changed and the chain recomputed"
+                ),
+            )
+
+
+def _within(size: int, stored: int) -> None:
+    """Private: refuse a tree size past the stored ledger."""
+    if not 0 <= size <= stored:
+        raise ProofError(f"the ledger has {stored} entries, not {size}", index=size, size=stored)
+
+
+def _stored(row: Any) -> StoredCheckpoint:  # noqa: ANN401 - a SQLAlchemy row
+    return StoredCheckpoint(
+        size=int(row.size), root=bytes(row.root), note=str(row.note), created_at=str(row.created_at)
+    )
+
+
+def _draft(kind: str, body: Mapping[str, Any], ts: datetime) -> _Draft:
+    """Private: validate and encode an append before it is queued (what ``Entry`` would check).
+
+    ``v``, ``seq``, ``prev`` and ``ts`` are built here; the body must fit its
+    kind's model and be JSON that JCS encodes (non-JSON values, non-finite
+    floats, integers beyond 2**53). The JSON-value model runs only to name the
+    field of a body that JCS refused.
+    """
+    ts_text = format_ts(ts)
+    try:
+        model_kind = Kind(kind)
+    except ValueError:
+        raise AppendRefused(f"unknown ledger entry kind {kind!r}", kind=kind) from None
+    try:
+        BODY_MODELS[model_kind.value].model_validate(body)
+        plain = dict(body)
+        body_jcs = jcs(plain, where="body")
+    except ValidationError as exc:
+        raise AppendRefused(f"{kind} entry refused: {explain(exc)}", kind=kind) from exc
+    except CanonicalizationError as exc:
+        try:
+            _JSON_OBJECT.validate_python(body, strict=True)
+        except ValidationError as named:
+            raise AppendRefused(f"{kind} entry refused: {explain(named)}", kind=kind) from exc
+        raise AppendRefused(f"{kind} entry refused: {exc.message}", kind=kind) from exc
+    return _Draft(kind=model_kind, ts=ts_text, body=plain, body_jcs=body_jcs)
 
 
 def _parse(seq: int, data: bytes) -> Entry:

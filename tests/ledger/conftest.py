@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy as sa
 
+from ledger.migrations.append_only import append_only_ddl
 from ledger.store import LedgerStore
 
 if TYPE_CHECKING:
@@ -31,11 +33,61 @@ def vectors_dir() -> Path:
     return VECTORS
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty ledger database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[LedgerStore]:
-    """A fresh SQLite ledger in its own file."""
-    with LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}") as opened:
+def store(ledger_url: str) -> Iterator[LedgerStore]:
+    """A fresh ledger on each dialect (the whole store suite runs on both)."""
+    with LedgerStore.open(ledger_url) as opened:
         yield opened
+
+
+class Backdoor:
+    """Tampering as a database owner would: SQL run with the append-only triggers off."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = sa.create_engine(url)
+        self.dialect = self._engine.dialect.name
+
+    def execute(self, sql: str, **params: Any) -> None:  # noqa: ANN401 - bound values
+        with self._engine.begin() as conn:
+            tables = ("ledger_entries", "ledger_checkpoints")
+            if self.dialect == "postgresql":
+                for table in tables:
+                    conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+                conn.execute(sa.text(sql), params)
+                for table in tables:
+                    conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+                return
+            names = conn.execute(
+                sa.text(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                    "AND (name LIKE '%_no_update' OR name LIKE '%_no_delete')"
+                )
+            ).scalars()
+            for name in list(names):
+                conn.execute(sa.text(f"DROP TRIGGER {name}"))
+            conn.execute(sa.text(sql), params)
+            for table in tables:
+                for ddl in append_only_ddl("sqlite", table):
+                    conn.execute(sa.text(ddl))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+@pytest.fixture
+def backdoor(store: LedgerStore, ledger_url: str) -> Iterator[Backdoor]:
+    """Owner access to ``store``'s database, bypassing its triggers."""
+    door = Backdoor(ledger_url)
+    yield door
+    door.close()
 
 
 @pytest.fixture
