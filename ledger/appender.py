@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 EntryRow = tuple[int, str, str, bytes, bytes]  # seq, kind, ts, leaf_input, leaf_hash
 Head = tuple[int, bytes] | None  # (seq, leaf_hash) of the last entry; None when empty
 
-APPEND_LOCK = 0x676F7665786C6467  # "govexldg": the advisory lock ordering appends
 _HEAD = "SELECT seq, leaf_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1"
 _COLUMNS = "seq, kind, ts, leaf_input, leaf_hash"
+_SQLITE_INSERT = (
+    "INSERT INTO ledger_entries (seq, kind, ts, leaf_input, leaf_hash) VALUES (?, ?, ?, ?, ?)"
+)
+_COPY = "COPY ledger_entries (seq, kind, ts, leaf_input, leaf_hash) FROM STDIN"
 
 
 class Appender:
@@ -82,17 +85,17 @@ def _append_postgres(driver: Any, build: Callable[[Head], list[EntryRow]]) -> li
         found = cursor.execute("SELECT seq, leaf_hash FROM govex_ledger_lock_head()").fetchone()
         head = None if found is None or found[0] is None else (int(found[0]), bytes(found[1]))
         rows = build(head)
-        with cursor.copy(f"COPY ledger_entries ({_COLUMNS}) FROM STDIN") as copy:
+        with cursor.copy(_COPY) as copy:
             copy.write(_copy_text(rows))
     driver.commit()
     return rows
 
 
 def _copy_text(rows: list[EntryRow]) -> bytes:
-    """Private: ``rows`` in COPY text format, built in one go (psycopg's row writer is slower).
+    r"""Private: ``rows`` in COPY text format, built in one go (psycopg's row writer is slower).
 
     Kinds and times never hold a tab, newline or backslash (the entry models
-    refuse them); bytea goes as ``\\x`` hex, the backslash itself escaped.
+    refuse them); bytea goes as ``\x`` hex, the backslash itself escaped.
     """
     return "".join(
         f"{seq}\t{kind}\t{ts}\t\\\\x{data.hex()}\t\\\\x{digest.hex()}\n"
@@ -106,7 +109,7 @@ def _append_sqlite(driver: Any, build: Callable[[Head], list[EntryRow]]) -> list
     try:
         found = driver.execute(_HEAD).fetchone()
         rows = build(None if found is None else (int(found[0]), bytes(found[1])))
-        driver.executemany(f"INSERT INTO ledger_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+        driver.executemany(_SQLITE_INSERT, rows)
         driver.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):

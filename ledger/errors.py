@@ -7,6 +7,10 @@ LedgerError                  every ledger failure; ``where`` names the place
 ├── EntryNotFound            no entry at ``seq`` in the store
 ├── CorruptEntry             stored bytes at ``seq`` that are not an entry (``verify`` says more)
 ├── LedgerVerifyError        the first bad entry of a stream (seq, check, detail)
+├── SchemaNotCurrent         the database is not at the code's schema revision (schema)
+├── LedgerUnavailable        the store could not make an append durable: none acknowledged
+│   └── LedgerStorageFull    ... because its storage is full (operation)
+├── CheckpointRefused        no checkpoint for a tree that does not extend the last one (size)
 ├── NoteError                a C2SP key, signed note, checkpoint or tlog-proof refused (where)
 │   ├── KeyFormatError       a signer or verifier key text not in signed-note form (field)
 │   ├── MalformedNote        text that breaks the signed-note format (line)

@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ledger.appender import Appender, EntryRow, Head
 from ledger.canonical import jcs
 from ledger.entry import (
     BODY_MODELS,
@@ -62,10 +63,9 @@ from ledger.errors import (
 )
 from ledger.group_commit import GroupCommitter
 from ledger.merkle import EMPTY_ROOT, leaf_hash
-from ledger.tree import MerkleTree
 from ledger.migrate import LEDGER_SCHEMA, check_current, upgrade
-from ledger.appender import Appender, EntryRow, Head
 from ledger.sql_session import WRITE_OPTION, prepare_engine, storage_error
+from ledger.tree import MerkleTree
 from ledger.verify import ChainVerifier, LedgerReport
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class LedgerStore:
         store = cls(engine)
         try:
             if migrate:
-                upgrade(store._writer, LEDGER_SCHEMA)  # noqa: SLF001 - our own instance
+                upgrade(store._writer, LEDGER_SCHEMA)
             else:
                 check_current(engine, LEDGER_SCHEMA)
         except DBAPIError as exc:

@@ -28,7 +28,7 @@ import psycopg
 
 SUPERUSER = "postgres"
 SERVICE_ROLE = "govex_service"
-SERVICE_PASSWORD = "govex-test-only"  # loopback-only throwaway server  # noqa: S105
+SERVICE_PASSWORD = "govex-test-only"  # loopback-only throwaway server
 _START_TIMEOUT_S = 60.0
 
 
@@ -41,9 +41,7 @@ def find_bindir() -> Path:
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [pg_config, "--bindir"], capture_output=True, text=True, check=False
-        )
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0 and out.stdout.strip():
             candidates.append(Path(out.stdout.strip()))
     candidates.append(Path("/usr/lib/postgresql/15/bin"))
@@ -95,7 +93,7 @@ class PostgresServer:
         self.socket_dir.mkdir()
         self._own(self.root)
         self._own(self.socket_dir)
-        subprocess.run(  # noqa: S603 - fixed argv, no shell
+        subprocess.run(
             [
                 str(self.bindir / "initdb"),
                 "--pgdata",
@@ -116,7 +114,7 @@ class PostgresServer:
         )
         log = (self.root / "server.log").open("wb")
         self._own(self.root / "server.log")
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        self._process = subprocess.Popen(
             [
                 str(self.bindir / "postgres"),
                 "-D",
@@ -193,12 +191,14 @@ class PostgresServer:
 
     def ensure_service_role(self) -> None:
         """Create the login role the service runs as in a documented deployment (idempotent)."""
-        self.execute(
+        create = (
             "DO $$ BEGIN "
-            f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVICE_ROLE}') THEN "
-            f"CREATE ROLE {SERVICE_ROLE} LOGIN PASSWORD '{SERVICE_PASSWORD}'; "
+            "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'govex_service') THEN "
+            "CREATE ROLE govex_service LOGIN PASSWORD 'govex-test-only'; "
             "END IF; END $$"
         )
+        assert (SERVICE_ROLE, SERVICE_PASSWORD) == ("govex_service", "govex-test-only")
+        self.execute(create)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

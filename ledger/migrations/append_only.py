@@ -18,13 +18,19 @@ def append_only_ddl(dialect: str, table: str) -> tuple[str, ...]:
         )
     if dialect == "postgresql":
         return (
-            "CREATE OR REPLACE FUNCTION govex_refuse_change() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$ BEGIN "
-            f"RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}: % on % refused', TG_OP, TG_TABLE_NAME "
-            "USING ERRCODE = 'insufficient_privilege'; END $$",
-            f"CREATE OR REPLACE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION govex_refuse_change()",
-            f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION govex_refuse_change()",
+            (
+                "CREATE OR REPLACE FUNCTION govex_refuse_change() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                f"RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}: % on % refused', TG_OP, TG_TABLE_NAME "
+                "USING ERRCODE = 'insufficient_privilege'; END $$"
+            ),
+            (
+                f"CREATE OR REPLACE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION govex_refuse_change()"
+            ),
+            (
+                f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION govex_refuse_change()"
+            ),
         )
     raise ValueError(f"no append-only DDL for dialect {dialect!r}")

@@ -55,7 +55,7 @@ class Backdoor:
         self._engine = sa.create_engine(url)
         self.dialect = self._engine.dialect.name
 
-    def execute(self, sql: str, **params: Any) -> None:  # noqa: ANN401 - bound values
+    def execute(self, sql: str, **params: Any) -> None:
         with self._engine.begin() as conn:
             tables = ("ledger_entries", "ledger_checkpoints")
             if self.dialect == "postgresql":
@@ -83,8 +83,8 @@ class Backdoor:
 
 
 @pytest.fixture
-def backdoor(store: LedgerStore, ledger_url: str) -> Iterator[Backdoor]:
-    """Owner access to ``store``'s database, bypassing its triggers."""
+def backdoor(store: LedgerStore, ledger_url: str) -> Iterator[Backdoor]:  # noqa: ARG001
+    """Owner access to ``store``'s database (opened, so migrated), bypassing its triggers."""
     door = Backdoor(ledger_url)
     yield door
     door.close()

@@ -242,7 +242,7 @@ def test_reads_do_not_wait_for_a_writer(
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # another writer holds the write lock
             else:
                 conn.exec_driver_sql("BEGIN")
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7453010373645639271)")
+                conn.exec_driver_sql("SELECT * FROM govex_ledger_lock_head()")  # the append lock
             assert store.size() == 2
             assert len(list(store.iter_leaf_inputs())) == 2
             assert store.tree_head()[0] == 2

@@ -35,8 +35,8 @@ def upgrade() -> None:
         # function's statements each get a fresh snapshot, so the head is read after
         # the lock is held and sees every append committed before it.
         op.execute(
-            "CREATE OR REPLACE FUNCTION govex_ledger_lock_head(OUT seq bigint, OUT leaf_hash bytea) "
-            "LANGUAGE plpgsql VOLATILE AS $$ BEGIN "
+            "CREATE OR REPLACE FUNCTION govex_ledger_lock_head("
+            "OUT seq bigint, OUT leaf_hash bytea) LANGUAGE plpgsql VOLATILE AS $$ BEGIN "
             "PERFORM pg_advisory_xact_lock(7453010373645639271); "
             "SELECT e.seq, e.leaf_hash INTO seq, leaf_hash FROM ledger_entries e "
             "ORDER BY e.seq DESC LIMIT 1; END $$"
