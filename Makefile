@@ -15,6 +15,8 @@ export GOVEX_KEYS_FILE ?= examples/demo/keys.json
 export GOVEX_LEDGER_URL ?= sqlite:///$(VAR)/ledger.sqlite
 export GOVEX_PACKET_ROOT ?= $(VAR)/packets
 export GOVEX_ORIGIN ?= govex.localhost/ledger/demo
+LEDGER_KEY := $(VAR)/ledger.key
+export GOVEX_LEDGER_KEY_FILE ?= $(LEDGER_KEY)
 
 .PHONY: run test lint typecheck imports pytest schemas bench clean
 
@@ -29,7 +31,12 @@ $(SYNCED): pyproject.toml uv.lock | $(BIN)/uv
 $(DEMO_DB): | $(SYNCED)
 	$(BIN)/python examples/demo/generate.py $(DEMO_DB)
 
-run: $(SYNCED) $(DEMO_DB)
+# The checkpoint signing key of the demo ledger (secret: never commit or share it).
+$(LEDGER_KEY): | $(SYNCED)
+	@mkdir -p $(@D)
+	$(BIN)/govex keys generate $(GOVEX_ORIGIN) --out $@
+
+run: $(SYNCED) $(DEMO_DB) $(LEDGER_KEY)
 	@echo
 	@echo "govex is starting on http://$(HOST):$(PORT) (demo catalog, embedded SQLite ledger in $(VAR)/)."
 	@echo "Get a packet (demo key of alice, tenant acme):"

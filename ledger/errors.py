@@ -7,6 +7,8 @@ LedgerError                  every ledger failure; ``where`` names the place
 ├── EntryNotFound            no entry at ``seq`` in the store
 ├── CorruptEntry             stored bytes at ``seq`` that are not an entry (``verify`` says more)
 ├── LedgerVerifyError        the first bad entry of a stream (seq, check, detail)
+│   ├── LedgerTruncated      fewer entries than a trusted checkpoint covers (size, checkpoint_size)
+│   └── LedgerForked         entries whose root is not a trusted checkpoint's (start, stop, roots)
 ├── SchemaNotCurrent         the database is not at the code's schema revision (schema)
 ├── LedgerUnavailable        the store could not make an append durable: none acknowledged
 │   └── LedgerStorageFull    ... because its storage is full (operation)
@@ -78,7 +80,8 @@ class LedgerVerifyError(LedgerError):
 
     ``check`` is one of ``json``, ``canonical``, ``schema``, ``seq``, ``prev``
     (the order in which each line is checked) or, for a store, ``leaf_hash``
-    (the stored hash column disagrees with the stored bytes).
+    (the stored hash column disagrees with the stored bytes); against trusted
+    checkpoints, ``truncated`` and ``fork`` (the subclasses below).
     """
 
     def __init__(self, *, seq: int, check: str, detail: str) -> None:
@@ -88,6 +91,59 @@ class LedgerVerifyError(LedgerError):
         self.seq = seq
         self.check = check
         self.detail = detail
+
+
+class LedgerTruncated(LedgerVerifyError):
+    """The entries end before a trusted checkpoint's tree size; ``seq`` is the first missing one.
+
+    A truncated tail, or a ledger rolled back to an older (consistent) prefix:
+    ``size`` entries are present, the checkpoint covers ``checkpoint_size``.
+    """
+
+    def __init__(self, *, size: int, checkpoint_size: int, detail: str = "") -> None:
+        super().__init__(
+            seq=size,
+            check="truncated",
+            detail=detail
+            or (
+                f"a trusted checkpoint covers {checkpoint_size} entries but only {size} are "
+                f"present: seq {size} is the first missing (the tail was truncated, or the "
+                "ledger rolled back to an older prefix)"
+            ),
+        )
+        self.size = size
+        self.checkpoint_size = checkpoint_size
+
+
+class LedgerForked(LedgerVerifyError):
+    """The root of the first ``stop`` entries is not that of a trusted checkpoint of that size.
+
+    Some entry in seq ``start`` .. ``stop - 1`` differs from the tree the
+    checkpoint signed (``start`` is the largest size a trusted checkpoint
+    matched, else 0): an entry changed and the chain recomputed after it, or a
+    fork. ``expected`` is the checkpoint's root, ``calculated`` the entries'.
+    ``start == stop`` means two trusted checkpoints of one size disagree.
+    """
+
+    def __init__(
+        self, *, start: int, stop: int, expected: bytes, calculated: bytes, detail: str = ""
+    ) -> None:
+        super().__init__(
+            seq=start,
+            check="fork",
+            detail=detail
+            or (
+                f"the first {stop} entries give root {calculated.hex()} but the trusted "
+                f"checkpoint of size {stop} has root {expected.hex()}: an entry in seq "
+                f"{start}..{stop - 1} differs from the tree it signed (changed and the chain "
+                "recomputed, or a fork)"
+            ),
+        )
+        self.where = f"seq {start}..{stop - 1}" if start < stop else f"tree size {stop}"
+        self.start = start
+        self.stop = stop
+        self.expected = expected
+        self.calculated = calculated
 
 
 class NoteError(LedgerError):

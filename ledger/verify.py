@@ -32,7 +32,7 @@ from ledger.errors import CanonicalizationError, LedgerVerifyError
 from ledger.merkle import RootBuilder, leaf_hash
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 CHECKS = ("json", "canonical", "schema", "seq", "prev")
 
@@ -78,6 +78,36 @@ def _first_difference(a: bytes, b: bytes) -> int:
     return min(len(a), len(b))
 
 
+def parse_leaf_input(data: bytes, *, seq: int) -> Entry:
+    """Checks ``json``, ``canonical`` and ``schema`` of one leaf input (no newline): the entry.
+
+    The checks of a single entry, without its place in a chain; ``seq`` is
+    only the place an error names. Raises :class:`LedgerVerifyError`.
+    """
+    try:
+        obj = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_refuse_constant,
+        )
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise LedgerVerifyError(seq=seq, check="json", detail=str(exc)) from exc
+    try:
+        canonical = jcs(obj, where=f"line {seq}")
+    except CanonicalizationError as exc:
+        raise LedgerVerifyError(seq=seq, check="canonical", detail=exc.message) from exc
+    if canonical != data:
+        raise LedgerVerifyError(
+            seq=seq,
+            check="canonical",
+            detail=f"bytes differ from JCS at offset {_first_difference(data, canonical)}",
+        )
+    try:
+        return Entry.model_validate(obj)
+    except ValidationError as exc:
+        raise LedgerVerifyError(seq=seq, check="schema", detail=explain(exc)) from exc
+
+
 class ChainVerifier:
     """Checks leaf inputs one at a time, in order; :meth:`report` summarizes what was fed.
 
@@ -100,28 +130,7 @@ class ChainVerifier:
         Raises :class:`LedgerVerifyError` naming the first failing check.
         """
         seq = self._tree.size
-        try:
-            obj = json.loads(
-                data.decode("utf-8"),
-                object_pairs_hook=_no_duplicate_keys,
-                parse_constant=_refuse_constant,
-            )
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise LedgerVerifyError(seq=seq, check="json", detail=str(exc)) from exc
-        try:
-            canonical = jcs(obj, where=f"line {seq}")
-        except CanonicalizationError as exc:
-            raise LedgerVerifyError(seq=seq, check="canonical", detail=exc.message) from exc
-        if canonical != data:
-            raise LedgerVerifyError(
-                seq=seq,
-                check="canonical",
-                detail=f"bytes differ from JCS at offset {_first_difference(data, canonical)}",
-            )
-        try:
-            entry = Entry.model_validate(obj)
-        except ValidationError as exc:
-            raise LedgerVerifyError(seq=seq, check="schema", detail=explain(exc)) from exc
+        entry = parse_leaf_input(data, seq=seq)
         if entry.seq != seq:
             raise LedgerVerifyError(
                 seq=seq, check="seq", detail=f"entry at position {seq} has seq {entry.seq}"
@@ -156,12 +165,22 @@ def verify_entries(lines: Iterable[bytes]) -> LedgerReport:
     newline (a truncated file) fails check ``json`` at its seq.
     """
     verifier = ChainVerifier()
-    for line in lines:
+    for data in export_leaf_inputs(lines):
+        verifier.feed(data)
+    return verifier.report()
+
+
+def export_leaf_inputs(lines: Iterable[bytes]) -> Iterator[bytes]:
+    r"""The leaf inputs of an export's lines, each without its ``b"\n"``.
+
+    Raises :class:`LedgerVerifyError` (check ``json``, at the line's seq) for a
+    line that does not end in a newline: the export was cut short.
+    """
+    for seq, line in enumerate(lines):
         if not line.endswith(b"\n"):
             raise LedgerVerifyError(
-                seq=verifier.size,
+                seq=seq,
                 check="json",
                 detail="line does not end with a newline: the export is truncated",
             )
-        verifier.feed(line[:-1])
-    return verifier.report()
+        yield line[:-1]

@@ -8,9 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.digest import DigestSet
 from catalog.model import Entry
+from ledger.keys import encode_base64
 from service.call_index import CallRecord
 from service.calls import CallResult
 from service.packets.manifest import Claim
+from service.proofs import InclusionProof
 from service.sealed_catalog import SealedCatalog
 
 
@@ -184,6 +186,42 @@ class LedgerPage(BaseModel):
     start: int
     entries: list[LedgerEntryView]
     next: str | None
+
+
+class InclusionProofView(BaseModel):
+    """``GET /v1/ledger/proofs/inclusion``: entry ``seq`` is in the checkpoint of ``size``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    size: int = Field(description="Tree size of the checkpoint the proof is against.")
+    leaf_input: str = Field(description="Standard base64 of the entry's stored bytes (its JCS).")
+    proof: list[str] = Field(description="RFC 9162 inclusion proof, standard base64, leaf first.")
+    checkpoint: str = Field(description="The signed checkpoint note (C2SP tlog-checkpoint).")
+
+    @classmethod
+    def of(cls, answer: InclusionProof) -> InclusionProofView:
+        return cls(
+            seq=answer.seq,
+            size=answer.size,
+            leaf_input=encode_base64(answer.leaf_input),
+            proof=[encode_base64(h) for h in answer.proof],
+            checkpoint=answer.checkpoint,
+        )
+
+
+class ConsistencyProofView(BaseModel):
+    """``GET /v1/ledger/proofs/consistency``: tree ``new`` extends tree ``old``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    old: int
+    new: int
+    proof: list[str] = Field(description="RFC 9162 consistency proof, standard base64.")
+
+    @classmethod
+    def of(cls, old: int, new: int, proof: list[bytes]) -> ConsistencyProofView:
+        return cls(old=old, new=new, proof=[encode_base64(h) for h in proof])
 
 
 class Health(BaseModel):

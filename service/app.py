@@ -20,12 +20,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError
 from ledger.errors import LedgerError
+from service.checkpoints import PeriodicCheckpoints
 from service.clock import Clock, system_clock
 from service.context import request_id_var
 from service.errors import ServiceError, Unauthenticated
 from service.ids import new_ulid
 from service.packets.errors import PacketError
-from service.problems import PROBLEM_MEDIA_TYPE, http_error_body, invalid_request_body, problem_body
+from service.problems import (
+    PROBLEM_MEDIA_TYPE,
+    http_error_body,
+    invalid_request_body,
+    problem_body,
+    problem_kind,
+)
 from service.routes import calls, catalog, health, ledger, packets
 from service.runtime import build_runtime
 from service.settings import Settings
@@ -35,21 +42,35 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
-    """An app whose lifespan opens the runtime for ``settings`` and closes it after."""
+    """An app whose lifespan opens the runtime for ``settings`` and closes it after.
+
+    With a ledger signing key, the lifespan also runs periodic checkpoints
+    (``settings.checkpoint_interval_s``; 0 disables them).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings, clock=clock)
         app.state.runtime = runtime
+        periodic = (
+            None
+            if runtime.checkpointer is None
+            else PeriodicCheckpoints(runtime.checkpointer, settings.checkpoint_interval_s)
+        )
         _log.info(
             "service.started",
             authority_status=runtime.sealed.authority.value,
             catalog=runtime.sealed.catalog.name,
             provisional_reason=runtime.sealed.provisional_reason,
+            checkpoints="signed" if runtime.checkpointer else "no signing key",
         )
         try:
+            if periodic is not None:
+                periodic.start()
             yield
         finally:
+            if periodic is not None:
+                periodic.stop()
             runtime.close()
 
     app = FastAPI(
@@ -115,10 +136,13 @@ def _request_id(request: Request) -> str | None:
 async def _domain_problem(request: Request, exc: Exception) -> Response:
     body = problem_body(exc, request_id=_request_id(request), instance=request.url.path)
     _log.info("request.refused", code=body["code"], status=body["status"], path=request.url.path)
-    headers = (
-        {"WWW-Authenticate": 'Bearer realm="govex"'} if isinstance(exc, Unauthenticated) else None
-    )
-    return _problem_response(body, headers)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="govex"'
+    retry_after_s = problem_kind(exc).retry_after_s
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+    return _problem_response(body, headers or None)
 
 
 async def _validation_problem(request: Request, exc: Exception) -> Response:

@@ -1,16 +1,35 @@
 """An index of calls for lookups by id: state, verdict, ledger seqs and packet.
 
 The ledger is the evidence; this table is a convenience that can be rebuilt
-from it, so it may be updated in place (the ledger never is).
+from it, so it may be updated in place (the ledger never is). Its DDL is the
+alembic schema :data:`SERVICE_SCHEMA` (``service/migrations``), brought to
+head at start-up with :func:`open_call_index`, or by ``govex db upgrade`` as
+the database owner. A write the database refuses raises
+:class:`~ledger.errors.LedgerUnavailable` (or ``LedgerStorageFull``), as a
+failed append does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
+from ledger.migrate import Schema, upgrade
+from ledger.sql_session import WRITE_OPTION, storage_error
+
+SERVICE_SCHEMA = Schema(
+    name="service",
+    scripts=Path(__file__).parent / "migrations",
+    version_table="govex_service_version",
+    tables=("govex_calls",),
+)
+"""The service's own tables (the call index), migrated like the ledger's."""
+
+# Table description for queries; the DDL lives in service/migrations.
 _metadata = MetaData()
 calls_table = Table(
     "govex_calls",
@@ -21,14 +40,14 @@ calls_table = Table(
     Column("mode", String(16), nullable=False),
     Column("state", String(16), nullable=False),
     Column("verdict", String(32)),
-    Column("started_seq", Integer),
-    Column("finished_seq", Integer),
+    Column("started_seq", BigInteger),
+    Column("finished_seq", BigInteger),
     Column("packet_id", String(64), unique=True),
-    Column("packet_seq", Integer),
+    Column("packet_seq", BigInteger),
     Column("manifest_sha256", String(64)),
     Column("manifest_blake3", String(64)),
-    Column("rows", Integer),
-    Column("bytes", Integer),
+    Column("rows", BigInteger),
+    Column("bytes", BigInteger),
     Column("created_at", String(40), nullable=False),  # RFC 3339, as in the ledger
     Column("finished_at", String(40)),
 )
@@ -55,21 +74,25 @@ class CallRecord:
 
 
 class CallIndex:
-    """Calls by id and packets by id, in the ledger's database."""
+    """Calls by id and packets by id, in the ledger's database (see :func:`open_call_index`)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        _metadata.create_all(engine)
+        # Writes take the write lock at BEGIN on SQLite, as ledger appends do.
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
     def insert(self, **values: Any) -> None:  # noqa: ANN401 - column values
-        with self._engine.begin() as conn:
-            conn.execute(insert(calls_table).values(**values))
+        self._write(insert(calls_table).values(**values))
 
     def update(self, call_id: str, **values: Any) -> None:  # noqa: ANN401 - column values
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(calls_table).where(calls_table.c.call_id == call_id).values(**values)
-            )
+        self._write(update(calls_table).where(calls_table.c.call_id == call_id).values(**values))
+
+    def _write(self, statement: Any) -> None:  # noqa: ANN401 - an insert or update
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(statement)
+        except DBAPIError as exc:
+            raise storage_error(exc, "call index") from exc
 
     def get(self, call_id: str) -> CallRecord | None:
         return self._one(calls_table.c.call_id == call_id)
@@ -81,3 +104,17 @@ class CallIndex:
         with self._engine.connect() as conn:
             row = conn.execute(select(calls_table).where(condition)).mappings().first()
         return CallRecord(**row) if row else None
+
+
+def open_call_index(engine: Engine) -> CallIndex:
+    """The call index on ``engine``, after migrating :data:`SERVICE_SCHEMA` to head.
+
+    At head this only reads the version table, so a service role without DDL
+    rights may start; raises :class:`~ledger.errors.LedgerUnavailable` when the
+    database refuses.
+    """
+    try:
+        upgrade(engine.execution_options(**{WRITE_OPTION: True}), SERVICE_SCHEMA)
+    except DBAPIError as exc:
+        raise storage_error(exc, "migrate the call index") from exc
+    return CallIndex(engine)

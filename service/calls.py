@@ -7,7 +7,15 @@ it imports no FastAPI. Ordering guarantees:
 - a refused call is ledgered (``call.denied``) with its reason, then raised as
   :class:`CallBlocked`;
 - a packet becomes visible (renamed into the packet root) only after
-  ``call.finished`` and ``packet.issued`` are durable.
+  ``call.finished`` and ``packet.issued`` are durable and the call index says so.
+
+Fail closed: an append that fails fails the call. When ``call.started`` cannot
+be appended nothing runs; when ``call.finished`` or ``packet.issued`` (or the
+call index) cannot be written, the staged packet is discarded, never published,
+and the ledger error (:class:`~ledger.errors.LedgerUnavailable`, or
+``LedgerStorageFull``) goes to the caller. A call whose ``call.started`` is
+durable but whose run cannot go on is finished in the ledger as
+``error_running`` when the ledger still takes it.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from catalog.digest import DigestSet
 from catalog.errors import CatalogError
 from catalog.model import QueryEntry
 from ledger.entry import format_ts
+from ledger.errors import LedgerError
 from service.context import call_id_var
 from service.contract import CallContract, CallRequest, prepare_contract
 from service.errors import (
@@ -41,6 +52,8 @@ from service.problems import problem_code
 from service.run_sql import run_query
 from service.runtime import Runtime
 from service.verdicts import Verdict
+
+_log = structlog.get_logger("govex.calls")
 
 
 @dataclass(frozen=True)
@@ -188,18 +201,23 @@ def _run(runtime: Runtime, contract: CallContract) -> CallResult:
     if not isinstance(entry, QueryEntry):  # prepare_contract refuses commands; keep mypy honest
         raise CatalogNotRunnable(f"entry {entry.id} is not a query", where=entry.id)
     started_at = runtime.clock()
+    # Fail closed: nothing runs unless call.started is durable (an append error goes up).
     started = runtime.ledger.append(
         "call.started", {"call_id": contract.call_id, "contract": contract.record()}, started_at
     )
-    runtime.calls.insert(
-        call_id=contract.call_id,
-        entry_id=entry.id,
-        principal=contract.identity.id,
-        mode=contract.mode,
-        state="running",
-        started_seq=started.seq,
-        created_at=format_ts(started_at),
-    )
+    try:
+        runtime.calls.insert(
+            call_id=contract.call_id,
+            entry_id=entry.id,
+            principal=contract.identity.id,
+            mode=contract.mode,
+            state="running",
+            started_seq=started.seq,
+            created_at=format_ts(started_at),
+        )
+    except LedgerError as exc:
+        _abandon(runtime, contract, started.seq, f"not run: {exc.message}")
+        raise
     builder: PacketBuilder | None = None
     try:
         builder = PacketBuilder(runtime.settings.packet_root, new_ulid(started_at))
@@ -209,15 +227,35 @@ def _run(runtime: Runtime, contract: CallContract) -> CallResult:
         # Whatever broke, the call that started is finished in the ledger before the error goes on.
         if builder is not None:
             builder.discard()
-        _finish(
-            runtime, contract, started.seq, _Ran(Verdict.error_running, 0, error="internal error")
-        )
+        _abandon(runtime, contract, started.seq, "internal error")
         raise
     if staged is None:
         builder.discard()
         return _finish(runtime, contract, started.seq, ran)
     packet, claim = staged
-    return _finish(runtime, contract, started.seq, ran, packet=(packet, builder), claim=claim)
+    try:
+        return _finish(runtime, contract, started.seq, ran, packet=(packet, builder), claim=claim)
+    except BaseException:
+        # No packet.issued (or no index row): the packet is never published.
+        builder.discard()
+        raise
+
+
+def _abandon(runtime: Runtime, contract: CallContract, started_seq: int, error: str) -> None:
+    """Finish a started call as ``error_running`` if the ledger takes it; log when it does not.
+
+    The caller raises its own error next, which must not be masked by this one.
+    """
+    try:
+        _finish(runtime, contract, started_seq, _Ran(Verdict.error_running, 0, error=error))
+    except Exception as exc:  # noqa: BLE001 - the caller's error is the one that goes up
+        _log.warning(
+            "call.unfinished",
+            call_id=contract.call_id,
+            started_seq=started_seq,
+            error=type(exc).__name__,
+            detail=str(getattr(exc, "message", "")),
+        )
 
 
 def _run_query(
@@ -276,7 +314,7 @@ def _finish(
     )
     issued_seq: int | None = None
     staged, builder = packet if packet is not None else (None, None)
-    if staged is not None and builder is not None:
+    if staged is not None:
         issued_seq = runtime.ledger.append(
             "packet.issued",
             {
@@ -286,8 +324,6 @@ def _finish(
             },
             runtime.clock(),
         ).seq
-        # Visible only now that the entry issuing it is durable.
-        builder.publish(staged)
     runtime.calls.update(
         contract.call_id,
         state="completed" if staged else "failed",
@@ -301,6 +337,9 @@ def _finish(
         bytes=record.bytes if record else None,
         finished_at=format_ts(runtime.clock()),
     )
+    if staged is not None and builder is not None:
+        # Visible only now that the entry issuing it is durable and the index names it.
+        builder.publish(staged)
     return CallResult(
         call_id=contract.call_id,
         contract=contract,

@@ -10,6 +10,8 @@
     ├── QueryTimedOut               the engine stopped the statement at its deadline
     ├── StartupRefused              the runtime cannot start (seal mismatch, bad keys file, ...)
     ├── ConfigurationError          settings that cannot work
+    ├── SigningKeyMissing           a checkpoint is needed but no ledger signing key is configured
+    ├── OutOfRange                  a seq or tree size the ledger (or its checkpoints) does not hold
     └── CallBlocked                 refused before it ran, ledgered as call.denied (cause, seq)
 
 Errors of ``catalog`` (inputs, seal, SQL rules), ``ledger`` (verification) and
@@ -80,6 +82,20 @@ class StartupRefused(ServiceError):
 
 class ConfigurationError(ServiceError):
     """Settings that cannot work together."""
+
+
+class SigningKeyMissing(ServiceError):
+    """A checkpoint must be signed, but no ledger signing key is configured."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no ledger signing key configured (GOVEX_LEDGER_KEY_FILE): no checkpoint can be signed",
+            where="ledger_key_file",
+        )
+
+
+class OutOfRange(ServiceError):
+    """A proof asked for a seq or tree size outside what the ledger or its checkpoint holds."""
 
 
 class CallBlocked(ServiceError):

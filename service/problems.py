@@ -20,16 +20,33 @@ from catalog.errors import (
     SqlRejected,
     UnknownEntry,
 )
-from ledger.errors import LedgerError, LedgerVerifyError
+from ledger.errors import (
+    BadSignature,
+    CheckpointError,
+    CheckpointRefused,
+    ConsistencyMismatch,
+    KeyFormatError,
+    LedgerError,
+    LedgerStorageFull,
+    LedgerUnavailable,
+    LedgerVerifyError,
+    MalformedProof,
+    NoteError,
+    ProofError,
+    SchemaNotCurrent,
+    UnverifiedNote,
+)
 from service.errors import (
     CallBlocked,
     CatalogNotRunnable,
     ConfigurationError,
     NotFound,
+    OutOfRange,
     PolicyDenied,
     QueryFailed,
     QueryTimedOut,
     ServiceError,
+    SigningKeyMissing,
     SourceUnavailable,
     StartupRefused,
     Unauthenticated,
@@ -42,6 +59,8 @@ PROBLEM_TYPE_PREFIX = "urn:govex:problem:"
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 _RETRY_HINT = "Retry later; if it persists, give the operator the request_id."
+STORAGE_RETRY_AFTER_S = 30
+_VERIFY_HINT = "Do not trust what this names; check the file, key or proof you supplied."
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class ProblemKind:
     title: str
     hint: str
     exit_code: int
+    retry_after_s: int | None = None  # sent as Retry-After: the failure is expected to pass
 
 
 # Most specific first: the first class an error is an instance of decides.
@@ -196,6 +216,132 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
         ),
     ),
     (
+        LedgerStorageFull,
+        ProblemKind(
+            503,
+            "ledger_storage_full",
+            "Ledger storage is full",
+            "Nothing was recorded or issued for this request. Retry later; an operator must free "
+            "space on the ledger's storage.",
+            EXIT_USAGE,
+            STORAGE_RETRY_AFTER_S,
+        ),
+    ),
+    (
+        LedgerUnavailable,
+        ProblemKind(
+            503,
+            "ledger_unavailable",
+            "Ledger storage unavailable",
+            "Nothing was recorded or issued for this request. Retry later; if it persists, an "
+            "operator should check the ledger database.",
+            EXIT_USAGE,
+            STORAGE_RETRY_AFTER_S,
+        ),
+    ),
+    (
+        SchemaNotCurrent,
+        ProblemKind(
+            503,
+            "schema_not_current",
+            "Database schema is not current",
+            "The database owner must run 'govex db upgrade' for this govex version.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        CheckpointRefused,
+        ProblemKind(
+            409,
+            "checkpoint_refused",
+            "Checkpoint refused",
+            "The ledger does not extend its last checkpoint: treat it as tampered; an operator "
+            "must investigate before anything is signed.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        ConsistencyMismatch,
+        ProblemKind(
+            422,
+            "ledger_inconsistent",
+            "Ledger is not consistent with the checkpoint",
+            "The ledger does not extend the checkpoint you trust (rolled back or forked): "
+            "keep both checkpoints as evidence.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        ProofError,
+        ProblemKind(
+            422,
+            "proof_invalid",
+            "Proof does not verify",
+            _VERIFY_HINT,
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        MalformedProof,
+        ProblemKind(
+            422,
+            "proof_invalid",
+            "Proof is malformed",
+            _VERIFY_HINT,
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        KeyFormatError,
+        ProblemKind(
+            422,
+            "key_invalid",
+            "Key is malformed",
+            "Give the verifier key in its text form <name>+<8 hex key id>+<base64>.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        UnverifiedNote,
+        ProblemKind(
+            422,
+            "signature_invalid",
+            "No trusted signature",
+            "The note is not signed by a key you trust: check the key and its origin.",
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        BadSignature,
+        ProblemKind(
+            422,
+            "signature_invalid",
+            "Signature does not verify",
+            _VERIFY_HINT,
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        CheckpointError,
+        ProblemKind(
+            422,
+            "checkpoint_invalid",
+            "Checkpoint is invalid",
+            _VERIFY_HINT,
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        NoteError,
+        ProblemKind(
+            422,
+            "note_invalid",
+            "Signed note is invalid",
+            _VERIFY_HINT,
+            EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
         LedgerVerifyError,
         ProblemKind(
             409,
@@ -223,6 +369,28 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
             "Packet is invalid",
             "Do not rely on this packet; fetch it again from the service that issued it.",
             EXIT_CHECK_FAILED,
+        ),
+    ),
+    (
+        SigningKeyMissing,
+        ProblemKind(
+            503,
+            "no_signing_key",
+            "No ledger signing key configured",
+            "Checkpoints and proofs need a signing key: an operator must set "
+            "GOVEX_LEDGER_KEY_FILE (see 'govex keys generate').",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        OutOfRange,
+        ProblemKind(
+            422,
+            "out_of_range",
+            "Not in the ledger",
+            "Ask for a seq below the tree size and sizes the ledger holds; "
+            "GET /v1/ledger/checkpoint gives the latest size.",
+            EXIT_USAGE,
         ),
     ),
     (
@@ -312,6 +480,8 @@ def problem_errors(exc: BaseException) -> list[dict[str, Any]]:  # noqa: PLR0911
         ] + [{"catalog": field, "change": "changed"} for field in exc.header]
     if isinstance(exc, LedgerVerifyError):
         return [{"seq": exc.seq, "check": exc.check, "detail": exc.detail}]
+    if isinstance(exc, LedgerError | OutOfRange) and exc.where:
+        return [{"where": exc.where, "detail": exc.message}]
     return []
 
 

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from catalog.ids import is_opaque_id
 from ledger.entry import Entry as LedgerEntry
+from ledger.store import StoredCheckpoint
+from service import proofs
 from service.call_index import CallRecord
 from service.errors import NotFound, PolicyDenied
 from service.identity import PLATFORM_TENANT, Principal
 from service.policy import LEDGER_ENTITY, Action, entry_entity
+from service.proofs import InclusionProof
 from service.runtime import Runtime
 
 MAX_LEDGER_PAGE = 1000
@@ -31,6 +34,25 @@ def call_record(runtime: Runtime, principal: Principal, call_id: str) -> CallRec
 
 def packet_path(runtime: Runtime, principal: Principal, packet_id: str) -> Path:
     """The published zip of ``packet_id``, after policy ``read_packet`` allowed it."""
+    _, path = _readable_packet(runtime, principal, packet_id)
+    return path
+
+
+def packet_proof(runtime: Runtime, principal: Principal, packet_id: str) -> InclusionProof:
+    """The inclusion proof of the ``packet.issued`` entry of ``packet_id`` (latest checkpoint).
+
+    For whoever may read the packet; the checkpoint is made on demand.
+    """
+    record, _ = _readable_packet(runtime, principal, packet_id)
+    if record.packet_seq is None:  # pragma: no cover - a published packet has its entry
+        raise NotFound("packet", packet_id)
+    return proofs.inclusion_proof(runtime, record.packet_seq)
+
+
+def _readable_packet(
+    runtime: Runtime, principal: Principal, packet_id: str
+) -> tuple[CallRecord, Path]:
+    """Private: the index record and zip of a published packet that ``principal`` may read."""
     record = runtime.calls.by_packet(packet_id) if is_opaque_id(packet_id) else None
     path = runtime.settings.packet_root / f"{packet_id}.zip"
     if record is None or not path.is_file():
@@ -51,7 +73,7 @@ def packet_path(runtime: Runtime, principal: Principal, packet_id: str) -> Path:
             resource=packet_id,
             policies=decision.determining,
         )
-    return path
+    return record, path
 
 
 def ledger_entries(
@@ -61,6 +83,28 @@ def ledger_entries(
     _require_ledger_reader(runtime, principal)
     size = runtime.ledger.size()
     return size, runtime.ledger.list_entries(start, min(limit, MAX_LEDGER_PAGE))
+
+
+def ledger_checkpoint(runtime: Runtime, principal: Principal) -> StoredCheckpoint:
+    """The latest checkpoint (signed first when the ledger grew), for ledger readers."""
+    _require_ledger_reader(runtime, principal)
+    return proofs.latest_checkpoint(runtime)
+
+
+def ledger_inclusion_proof(
+    runtime: Runtime, principal: Principal, seq: int, size: int | None
+) -> InclusionProof:
+    """Entry ``seq`` in the checkpoint of ``size`` (the latest when None), for ledger readers."""
+    _require_ledger_reader(runtime, principal)
+    return proofs.inclusion_proof(runtime, seq, size)
+
+
+def ledger_consistency_proof(
+    runtime: Runtime, principal: Principal, old: int, new: int
+) -> list[bytes]:
+    """The proof that the tree of ``new`` entries extends that of ``old``, for ledger readers."""
+    _require_ledger_reader(runtime, principal)
+    return proofs.consistency_proof(runtime, old, new)
 
 
 def _require_ledger_reader(runtime: Runtime, principal: Principal) -> None:

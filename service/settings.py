@@ -46,6 +46,19 @@ class Settings(BaseSettings):
         default=False,
         description="Development override: run an unsealed or edited catalog, stamped provisional.",
     )
+    ledger_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "C2SP signer key (PRIVATE+KEY+<origin>+...) that signs checkpoints; its name must be"
+            " the origin. Unset: no checkpoints are signed and their endpoints answer 503."
+        ),
+    )
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds between periodic checkpoints (with a key); 0 disables them.",
+    )
 
     @field_validator("sources")
     @classmethod

@@ -11,7 +11,11 @@
     5. manifest_hash     digest(JCS(packet.json)) equals the pinned value, when given
     6. authority_status  at least the required level (default ``sealed``)
     7. catalog_pin       catalog digest among the trusted ones, when given
-    8. ledger_inclusion  inclusion proof and checkpoint (not yet: always skipped)
+    8. ledger_inclusion  with a tlog-proof and a trusted key (and optionally a trusted
+                         checkpoint): the proof's entry is the packet.issued entry of
+                         this packet_id and manifest hash, its checkpoint is signed
+                         by the key for the packet's origin, the inclusion proof
+                         holds, and it is against the trusted checkpoint's tree
 
 A check that fails names the place (file path, ``packet.json#<JSON pointer>``),
 and the expected and actual values; the checks after it are reported as
@@ -33,6 +37,12 @@ from catalog.authority import AuthorityStatus
 from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
 from catalog.errors import CatalogError
+from ledger.checkpoint import open_checkpoint
+from ledger.entry import Kind
+from ledger.errors import LedgerVerifyError, MalformedProof, NoteError, ProofError, RootMismatch
+from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.tlog_proof import parse_tlog_proof
+from ledger.verify import parse_leaf_input
 from service.packets.bagit import parse_bag_info, parse_bagit_txt, parse_manifest, parse_oxum
 from service.packets.errors import BagInvalidError, PacketLayoutError
 from service.packets.manifest import PacketManifest
@@ -42,6 +52,9 @@ from service.packets.report import CheckResult, VerifyReport
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
+
+    from ledger.checkpoint import Checkpoint
+    from ledger.keys import VerifierKey
 
 CHECKS = (
     "layout",
@@ -63,6 +76,20 @@ REQUIRED_TAG_FILES = (
 )
 OPTIONAL_TAG_FILES = ("report.html",)
 _BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class InclusionEvidence:
+    """What the ``ledger_inclusion`` check runs on (FORMATS section 4, "Inclusion proof file").
+
+    ``proof`` is the tlog-proof file's bytes, ``key`` the trusted verifier key
+    of the ledger (its name is the origin), ``checkpoint`` a signed checkpoint
+    the consumer already trusts: the proof must then be against that very tree.
+    """
+
+    proof: bytes
+    key: VerifierKey
+    checkpoint: bytes | None = None
 
 
 class _Fail(Exception):
@@ -87,6 +114,7 @@ class _State:
     expect: str | DigestSet | None
     require: AuthorityStatus
     trusted: Sequence[str | DigestSet]
+    inclusion: InclusionEvidence | None = None
     names: tuple[str, ...] = ()
     payload: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -325,14 +353,119 @@ def _catalog_pin(state: _State) -> str | None:
     return f"{digest.text('sha256')} is trusted"
 
 
-def _ledger_inclusion(_state: _State) -> str | None:
-    return None
+def _opened(signed: str | bytes, key: VerifierKey, where: str) -> Checkpoint:
+    """Private: a checkpoint verified with ``key``, or a failure at ``where``."""
+    try:
+        return open_checkpoint(signed, key)
+    except NoteError as exc:
+        place = f"{where} {exc.where}" if exc.where else where
+        raise _Fail(place, f"checkpoint refused: {exc.message}") from exc
+
+
+def _issued_entry(state: _State, extra: bytes | None, index: int) -> None:
+    """Private: the proof's extra is the packet.issued entry of this packet and manifest hash."""
+    if extra is None:
+        raise _Fail("proof line 2", "no extra line: the proof does not carry the ledger entry")
+    try:
+        entry = parse_leaf_input(extra, seq=index)
+    except LedgerVerifyError as exc:
+        raise _Fail("proof extra", f"not a ledger entry: {exc.check}: {exc.detail}") from exc
+    if entry.seq != index:
+        raise _Fail(
+            "proof extra#/seq", "the entry is not at the proof's index", str(index), str(entry.seq)
+        )
+    if entry.kind is not Kind.packet_issued:
+        raise _Fail(
+            "proof extra#/kind",
+            "the entry does not issue a packet",
+            "packet.issued",
+            entry.kind.value,
+        )
+    packet_id = state.packet().packet_id
+    if entry.body.get("packet_id") != packet_id:
+        raise _Fail(
+            "proof extra#/body/packet_id",
+            "the entry issued another packet",
+            packet_id,
+            str(entry.body.get("packet_id")),
+        )
+    recorded = entry.body.get("manifest_hash")
+    computed = state.manifest_hash
+    if not isinstance(recorded, dict) or computed is None:  # pragma: no cover - schema checked both
+        raise _Fail("proof extra#/body/manifest_hash", "no manifest hash to compare")
+    for algorithm in ("sha256", "blake3"):
+        if recorded.get(algorithm) != computed.hex(algorithm):
+            raise _Fail(
+                f"proof extra#/body/manifest_hash/{algorithm}",
+                "the ledger recorded another manifest hash for this packet",
+                computed.text(algorithm),
+                f"{algorithm}:{recorded.get(algorithm)}",
+            )
+
+
+def _ledger_inclusion(state: _State) -> str | None:
+    evidence = state.inclusion
+    if evidence is None:
+        return None
+    try:
+        proof = parse_tlog_proof(evidence.proof)
+    except MalformedProof as exc:
+        raise _Fail(f"proof line {exc.line}", exc.detail) from exc
+    _issued_entry(state, proof.extra, proof.index)
+    checkpoint = _opened(proof.checkpoint, evidence.key, "proof checkpoint")
+    origin = state.packet().ledger.origin
+    if origin != checkpoint.origin:
+        raise _Fail(
+            "packet.json#/ledger/origin",
+            "the packet names another ledger than the proof's checkpoint",
+            checkpoint.origin,
+            origin,
+        )
+    leaf = leaf_hash(proof.extra or b"")
+    place = f"proof index {proof.index}"
+    try:
+        verify_inclusion(proof.index, checkpoint.size, leaf, proof.proof, checkpoint.root)
+    except RootMismatch as exc:
+        detail = f"the inclusion proof gives another root than the checkpoint of size {exc.size}"
+        raise _Fail(place, detail, exc.expected.hex(), exc.calculated.hex()) from exc
+    except ProofError as exc:
+        raise _Fail(place, exc.message) from exc
+    against = "the proof's checkpoint"
+    if evidence.checkpoint is not None:
+        trusted = _opened(evidence.checkpoint, evidence.key, "checkpoint file")
+        _same_tree(trusted, checkpoint)
+        against = "your checkpoint"
+    return (
+        f"entry seq {proof.index} (packet.issued) is in the tree of size {checkpoint.size}, "
+        f"{against}, signed by {evidence.key.name}"
+    )
+
+
+def _same_tree(trusted: Checkpoint, proved: Checkpoint) -> None:
+    """Private: the proof must be against the consumer's own checkpoint."""
+    expected = f"size {trusted.size} root {trusted.root.hex()}"
+    actual = f"size {proved.size} root {proved.root.hex()}"
+    if trusted.size == proved.size and trusted.root != proved.root:
+        raise _Fail(
+            "checkpoint file",
+            "your checkpoint and the proof's are two trees of one size: the log signed a fork",
+            expected,
+            actual,
+        )
+    if trusted.size != proved.size:
+        raise _Fail(
+            "checkpoint file",
+            f"the proof is against the tree of size {proved.size}, not your checkpoint's: fetch "
+            f"a proof against it (govex ledger prove --packet ID --size {trusted.size})",
+            expected,
+            actual,
+        )
 
 
 _SKIP_REASONS = {
     "manifest_hash": "no pinned manifest_hash given",
     "catalog_pin": "no trusted catalog digests given",
-    "ledger_inclusion": "no proof given",
+    "ledger_inclusion": "no proof given (--proof, --key)",
 }
 _STEPS: tuple[tuple[str, Callable[[_State], str | None]], ...] = (
     ("layout", _layout),
@@ -352,19 +485,23 @@ def verify_packet(
     expect_manifest_hash: str | DigestSet | None = None,
     require_authority: AuthorityStatus = AuthorityStatus.sealed,
     trusted_catalog_digests: Sequence[str | DigestSet] = (),
+    inclusion: InclusionEvidence | None = None,
 ) -> VerifyReport:
     """Run the FORMATS section 4 checks in order and report each one.
 
     ``expect_manifest_hash`` and each trusted catalog digest is a DigestSet
     (every algorithm must match) or text ``sha256:<hex>``, ``blake3:<hex>``
-    or bare sha256 hex. Never raises for a bad packet: the first failing check
-    names the place, and the checks after it are skipped. Raises
-    ``ValueError`` for an expectation with an unknown algorithm prefix.
+    or bare sha256 hex. ``ledger_inclusion`` runs with ``inclusion`` and is
+    skipped without it. Never raises for a bad packet (or a bad proof): the
+    first failing check names the place, and the checks after it are skipped.
+    Raises ``ValueError`` for an expectation with an unknown algorithm prefix.
     """
     for wanted in [expect_manifest_hash, *trusted_catalog_digests]:
         if wanted is not None:
             _digest_matches(wanted, digest_bytes(b""))
-    state = _State(reader, expect_manifest_hash, require_authority, trusted_catalog_digests)
+    state = _State(
+        reader, expect_manifest_hash, require_authority, trusted_catalog_digests, inclusion
+    )
     results: list[CheckResult] = []
     failed = ""
     for name, step in _STEPS:
@@ -407,6 +544,7 @@ def verify_packet_file(
     expect_manifest_hash: str | DigestSet | None = None,
     require_authority: AuthorityStatus = AuthorityStatus.sealed,
     trusted_catalog_digests: Sequence[str | DigestSet] = (),
+    inclusion: InclusionEvidence | None = None,
     limits: ReadLimits | None = None,
 ) -> VerifyReport:
     """Open ``path`` (a packet zip or a bag directory) and :func:`verify_packet` it.
@@ -428,6 +566,7 @@ def verify_packet_file(
             expect_manifest_hash=expect_manifest_hash,
             require_authority=require_authority,
             trusted_catalog_digests=trusted_catalog_digests,
+            inclusion=inclusion,
         )
     finally:
         close = getattr(reader, "close", None)

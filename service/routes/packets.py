@@ -1,9 +1,9 @@
-"""Packet routes: the zip and its manifest."""
+"""Packet routes: the zip, its manifest, and the proof that the ledger issued it."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from service import reads
 from service.deps import PrincipalDep, RuntimeDep
@@ -26,3 +26,17 @@ def get_manifest(packet_id: str, runtime: RuntimeDep, principal: PrincipalDep) -
     with ZipPacketReader(path) as reader:
         data = reader.read("packet.json")
     return Response(content=data, media_type="application/json")
+
+
+@router.get(
+    "/{packet_id}/proof",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def get_proof(packet_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> PlainTextResponse:
+    """C2SP tlog-proof of the packet's ``packet.issued`` entry against the latest checkpoint.
+
+    Save it as ``<packet_id>.tlog-proof`` for 'govex packet verify --proof'.
+    """
+    proof = reads.packet_proof(runtime, principal, packet_id)
+    return PlainTextResponse(proof.tlog_proof())

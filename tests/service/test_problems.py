@@ -53,9 +53,47 @@ SAMPLES: dict[type[Exception], Exception] = {
     ledger_errors.EntryNotFound: ledger_errors.EntryNotFound(7),
     ledger_errors.CorruptEntry: ledger_errors.CorruptEntry(seq=3, detail="not JSON"),
     LedgerVerifyError: LedgerVerifyError(seq=4, check="prev", detail="mismatch"),
+    ledger_errors.LedgerTruncated: ledger_errors.LedgerTruncated(size=3, checkpoint_size=5),
+    ledger_errors.LedgerForked: ledger_errors.LedgerForked(
+        start=2, stop=5, expected=b"a" * 32, calculated=b"b" * 32
+    ),
     ledger_errors.ProofError: ledger_errors.ProofError("x", index=1, size=2),
     ledger_errors.RootMismatch: ledger_errors.RootMismatch(
         index=1, size=2, expected=b"a", calculated=b"b"
+    ),
+    ledger_errors.ConsistencyProofError: ledger_errors.ConsistencyProofError(
+        "proof has 3 hashes, expected 2", size1=2, size2=5
+    ),
+    ledger_errors.ConsistencyMismatch: ledger_errors.ConsistencyMismatch(
+        size1=2, size2=5, which="old", expected=b"a" * 32, calculated=b"b" * 32
+    ),
+    ledger_errors.NoteError: ledger_errors.NoteError("no verifiers", where="verifiers"),
+    ledger_errors.KeyFormatError: ledger_errors.KeyFormatError("bad id", field="key id"),
+    ledger_errors.MalformedNote: ledger_errors.MalformedNote("no blank line", line=4),
+    ledger_errors.UnverifiedNote: ledger_errors.UnverifiedNote(
+        trusted=("a.example/log",), signed_by=("b.example/log",)
+    ),
+    ledger_errors.BadSignature: ledger_errors.BadSignature(
+        key_name="a.example/log", key_id=b"\x01\x02\x03\x04", line=5
+    ),
+    ledger_errors.CheckpointError: ledger_errors.CheckpointError("x", where="origin"),
+    ledger_errors.MalformedCheckpoint: ledger_errors.MalformedCheckpoint("not decimal", line=2),
+    ledger_errors.OriginMismatch: ledger_errors.OriginMismatch(
+        origin="a.example/log", key_name="b.example/log"
+    ),
+    ledger_errors.MalformedProof: ledger_errors.MalformedProof("bad index", line=3),
+    ledger_errors.SchemaNotCurrent: ledger_errors.SchemaNotCurrent(
+        "ledger schema is at l0001, this govex needs l0002", schema="ledger"
+    ),
+    ledger_errors.LedgerUnavailable: ledger_errors.LedgerUnavailable(
+        "ledger storage failed during append: disk I/O error", operation="append"
+    ),
+    ledger_errors.LedgerStorageFull: ledger_errors.LedgerStorageFull(
+        "ledger storage is full (database or disk is full); nothing was appended",
+        operation="append",
+    ),
+    ledger_errors.CheckpointRefused: ledger_errors.CheckpointRefused(
+        "the ledger does not extend the checkpoint of size 4", size=6
     ),
     ServiceError: ServiceError("x"),
     service_errors.Unauthenticated: service_errors.Unauthenticated("no credential"),
@@ -67,6 +105,8 @@ SAMPLES: dict[type[Exception], Exception] = {
     QueryTimedOut: QueryTimedOut("late", timeout_ms=10),
     service_errors.StartupRefused: service_errors.StartupRefused("seal"),
     service_errors.ConfigurationError: service_errors.ConfigurationError("bad"),
+    service_errors.SigningKeyMissing: service_errors.SigningKeyMissing(),
+    service_errors.OutOfRange: service_errors.OutOfRange("seq 9 is not in size 4", where="seq 9"),
     CallBlocked: CallBlocked(
         PolicyDenied("no", action="call", resource="a.b", policies=("p",)), call_id="01C", seq=9
     ),
@@ -128,6 +168,34 @@ def test_each_error_maps_to_a_problem_and_an_exit_code(exc: Exception) -> None:
             SAMPLES[service_errors.Unauthenticated], 401, "unauthenticated", 4, id="unauthenticated"
         ),
         pytest.param(SAMPLES[CallBlocked], 403, "policy_denied", 4, id="blocked-takes-its-cause"),
+        pytest.param(
+            SAMPLES[ledger_errors.LedgerStorageFull],
+            503,
+            "ledger_storage_full",
+            2,
+            id="storage-full",
+        ),
+        pytest.param(
+            SAMPLES[ledger_errors.LedgerUnavailable],
+            503,
+            "ledger_unavailable",
+            2,
+            id="storage-unavailable",
+        ),
+        pytest.param(
+            SAMPLES[ledger_errors.LedgerTruncated], 409, "ledger_invalid", 1, id="truncated"
+        ),
+        pytest.param(SAMPLES[ledger_errors.LedgerForked], 409, "ledger_invalid", 1, id="forked"),
+        pytest.param(
+            SAMPLES[ledger_errors.SchemaNotCurrent], 503, "schema_not_current", 2, id="schema"
+        ),
+        pytest.param(
+            SAMPLES[ledger_errors.CheckpointRefused], 409, "checkpoint_refused", 1, id="refused"
+        ),
+        pytest.param(
+            SAMPLES[service_errors.SigningKeyMissing], 503, "no_signing_key", 2, id="no-key"
+        ),
+        pytest.param(SAMPLES[service_errors.OutOfRange], 422, "out_of_range", 2, id="range"),
     ],
 )
 def test_mappings_follow_formats_section_6(
@@ -136,6 +204,59 @@ def test_mappings_follow_formats_section_6(
     assert problem_kind(exc).status == status
     assert problem_code(exc) == code
     assert exit_code(exc) == exit_status
+
+
+# What an auditor supplies (a key, a checkpoint, a signed note, a proof) and fails to verify.
+VERIFICATION_FAILURES = (
+    ledger_errors.ProofError,
+    ledger_errors.RootMismatch,
+    ledger_errors.ConsistencyProofError,
+    ledger_errors.ConsistencyMismatch,
+    ledger_errors.NoteError,
+    ledger_errors.KeyFormatError,
+    ledger_errors.MalformedNote,
+    ledger_errors.UnverifiedNote,
+    ledger_errors.BadSignature,
+    ledger_errors.CheckpointError,
+    ledger_errors.MalformedCheckpoint,
+    ledger_errors.OriginMismatch,
+    ledger_errors.MalformedProof,
+)
+
+
+@pytest.mark.parametrize("cls", VERIFICATION_FAILURES, ids=lambda c: c.__name__)
+def test_bad_keys_checkpoints_and_proofs_are_verification_failures(
+    cls: type[Exception],
+) -> None:
+    exc = SAMPLES[cls]
+    assert problem_kind(exc).status == 422
+    assert exit_code(exc) == 1
+    body = problem_body(exc, request_id=None)
+    assert body["errors"] == [{"where": exc.where, "detail": exc.message}]  # type: ignore[attr-defined]
+
+
+def test_a_ledger_inconsistent_with_a_checkpoint_has_its_own_code() -> None:
+    assert problem_code(SAMPLES[ledger_errors.ConsistencyMismatch]) == "ledger_inconsistent"
+    assert problem_code(SAMPLES[ledger_errors.ConsistencyProofError]) == "proof_invalid"
+    assert problem_code(SAMPLES[ledger_errors.BadSignature]) == "signature_invalid"
+
+
+@pytest.mark.parametrize(
+    "cls", [ledger_errors.LedgerUnavailable, ledger_errors.LedgerStorageFull], ids=str
+)
+def test_storage_failures_ask_to_retry_later_and_name_storage(cls: type[Exception]) -> None:
+    kind = problem_kind(SAMPLES[cls])
+    assert kind.retry_after_s is not None
+    assert kind.retry_after_s > 0
+    body = problem_body(SAMPLES[cls], request_id=None)
+    assert "storage" in body["detail"]
+    assert "storage" in body["title"].lower()
+    assert "Nothing was recorded" in body["hint"]
+
+
+def test_only_transient_failures_carry_a_retry_after() -> None:
+    retrying = {cls for cls, exc in SAMPLES.items() if problem_kind(exc).retry_after_s is not None}
+    assert retrying == {ledger_errors.LedgerUnavailable, ledger_errors.LedgerStorageFull}
 
 
 def test_errors_list_names_each_place() -> None:

@@ -41,6 +41,26 @@ def upgrade() -> None:
             "SELECT e.seq, e.leaf_hash INTO seq, leaf_hash FROM ledger_entries e "
             "ORDER BY e.seq DESC LIMIT 1; END $$"
         )
+        # One round trip for a whole append when the caller already knows the head: under
+        # the same lock, insert the rows only if the head is still the one they chain to
+        # and they continue its seq; otherwise insert nothing and return the head.
+        op.execute(
+            "CREATE OR REPLACE FUNCTION govex_ledger_append("
+            "expect_seq bigint, expect_hash bytea, seqs bigint[], kinds text[], tss text[], "
+            "inputs bytea[], hashes bytea[], "
+            "OUT appended boolean, OUT head_seq bigint, OUT head_hash bytea) "
+            "LANGUAGE plpgsql VOLATILE AS $$ BEGIN "
+            "PERFORM pg_advisory_xact_lock(7453010373645639271); "
+            "SELECT e.seq, e.leaf_hash INTO head_seq, head_hash FROM ledger_entries e "
+            "ORDER BY e.seq DESC LIMIT 1; "
+            "appended := head_seq IS NOT DISTINCT FROM expect_seq "
+            "AND head_hash IS NOT DISTINCT FROM expect_hash "
+            "AND seqs[1] = coalesce(head_seq, -1) + 1; "
+            "IF appended THEN "
+            "INSERT INTO ledger_entries (seq, kind, ts, leaf_input, leaf_hash) "
+            "SELECT * FROM unnest(seqs, kinds, tss, inputs, hashes); "
+            "END IF; END $$"
+        )
 
 
 def downgrade() -> None:

@@ -1,0 +1,123 @@
+r"""The integrity scan of an export at hashing speed: framing, seq, prev, leaf hashes, roots.
+
+:func:`ledger.verify.verify_entries` checks every line in full (JSON,
+canonical form, schema, chain) at some tens of thousands of entries a second.
+Tampering, though, is caught by the chain and the tree alone: an edited,
+deleted, inserted or reordered entry breaks a ``prev`` link or the ``seq``
+count, and a recomputed chain, a truncation or a fork changes the root at a
+trusted checkpoint's size. :func:`scan_chain` checks exactly those, on the
+exact bytes, without parsing JSON: because a line is canonical JSON whose
+top-level keys are sorted (``body`` < ``kind`` < ``prev`` < ``seq`` < ``ts`` < ``v``),
+everything after the body has one fixed shape, found from the end of the line
+(inside the body, a quote is always escaped, and the top-level ``kind`` comes
+last). It is what ``govex ledger verify --fast`` runs; a line it accepts may
+still be ill-formed inside its body, which only the full check reports.
+Pure: no I/O, ``O(log n)`` memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ledger.errors import LedgerVerifyError
+from ledger.merkle import EMPTY_ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_START = b'{"body":{'
+_SUFFIX_AT = b',"kind":"'
+_SUFFIX = re.compile(
+    rb',"kind":"[a-z]+(?:\.[a-z]+)*","prev":"([0-9a-f]{64})","seq":(0|[1-9][0-9]*),'
+    rb'"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z","v":1}\n\Z'
+)
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What a scanned stream proves: size, root, last leaf hash, and the roots asked for."""
+
+    size: int
+    root: bytes
+    head_leaf_hash: bytes | None
+    roots: dict[int, bytes] = field(default_factory=dict)  # tree size -> root at that size
+
+
+def scan_chain(lines: Iterable[bytes], root_sizes: Iterable[int] = ()) -> ScanReport:
+    r"""Scan an export (each item ``leaf_input + b"\n"``) and return its size and roots.
+
+    ``root_sizes`` are tree sizes (checkpoints) whose roots the report must
+    carry; sizes past the end are left out, so a caller sees a truncation.
+    Raises :class:`LedgerVerifyError` at the first line that is not framed as
+    an entry (check ``json``), has the wrong ``seq`` or a broken ``prev`` link,
+    with the same place rules as :func:`ledger.verify.verify_entries`.
+    """
+    sha256 = hashlib.sha256
+    wanted = set(root_sizes)
+    roots: dict[int, bytes] = {}
+    if 0 in wanted:
+        roots[0] = EMPTY_ROOT
+    stack: list[tuple[int, bytes]] = []  # perfect subtrees, largest first (RFC 9162 shape)
+    expect = b"0" * 64
+    head: bytes | None = None
+    seq = 0
+    for line in lines:
+        match = _SUFFIX.match(line, max(line.rfind(_SUFFIX_AT), 0))
+        if match is None or not line.startswith(_START):
+            raise LedgerVerifyError(seq=seq, check="json", detail=_framing_problem(line))
+        prev, stated = match.groups()
+        if int(stated) != seq:
+            raise LedgerVerifyError(
+                seq=seq, check="seq", detail=f"entry at position {seq} has seq {int(stated)}"
+            )
+        if prev != expect:
+            raise _prev_error(seq, prev, expect)
+        head = sha256(b"\x00" + line[:-1]).digest()
+        expect = head.hex().encode("ascii")
+        size, node = 1, head
+        while stack and stack[-1][0] == size:
+            left_size, left = stack.pop()
+            size, node = left_size + size, sha256(b"\x01" + left + node).digest()
+        stack.append((size, node))
+        seq += 1
+        if seq in wanted:
+            roots[seq] = _fold(stack)
+    return ScanReport(
+        size=seq, root=_fold(stack) if stack else EMPTY_ROOT, head_leaf_hash=head, roots=roots
+    )
+
+
+def _fold(stack: list[tuple[int, bytes]]) -> bytes:
+    """Private: the root of the perfect subtrees on ``stack`` (as ``RootBuilder.root``)."""
+    node = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        node = hashlib.sha256(b"\x01" + left + node).digest()
+    return node
+
+
+def _framing_problem(line: bytes) -> str:
+    """Private: say why a line is not framed as an entry."""
+    if not line.endswith(b"\n"):
+        return "line does not end with a newline: the export is truncated"
+    if not line.startswith(_START):
+        return 'line does not start with {"body":{ as a canonical entry does'
+    return "line does not end with the canonical kind, prev, seq, ts and v fields"
+
+
+def _prev_error(seq: int, prev: bytes, expect: bytes) -> LedgerVerifyError:
+    """Private: a broken link, named at the entry whose bytes changed (as ``verify_entries``)."""
+    if seq == 0:
+        return LedgerVerifyError(
+            seq=0, check="prev", detail=f"entry 0 has prev {prev.decode()}, want 64 zeros"
+        )
+    return LedgerVerifyError(
+        seq=seq - 1,
+        check="prev",
+        detail=(
+            f"entry {seq} has prev {prev.decode()} but leaf_hash(entry {seq - 1}) is "
+            f"{expect.decode()}: entry {seq - 1} was altered, or entry {seq}'s prev was"
+        ),
+    )
