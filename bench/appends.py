@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import queue
 import threading
 import time
 from array import array
@@ -28,10 +29,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bench.entries import call_id, finished, service_started_body, started
+from bench.machine import mount_of
 from ledger.store import LedgerStore
+from tests.pg_harness import PostgresServer, PostgresUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 SECONDS = 4.0  # measured time of each run
 CALLERS = 32
@@ -70,11 +74,12 @@ PROCESS_THREADS = Mode(
 
 @dataclass(frozen=True)
 class Load:
-    """What the callers of one run did: acknowledged appends, time, commits, latencies, seqs."""
+    """What the callers of one run did: acknowledged appends, time, commits, CPU, latencies, seqs."""
 
     appends: int
     seconds: float
     commits: int
+    cpu_seconds: float  # CPU time of the appending process(es), every thread, during the run
     latencies_ns: array[int]
     seqs: array[int]
 
@@ -94,7 +99,7 @@ class Run:
         return self.load.appends / self.load.seconds
 
     def row(self) -> str:
-        """This run as a row of the results table."""
+        """The run as a row of the results table."""
         load = self.load
         latencies = sorted(load.latencies_ns)
         p50 = latencies[len(latencies) // 2] / 1e6
@@ -107,6 +112,8 @@ class Run:
         return (
             f"| {self.mode.label} | {self.rate:,.0f} | {load.appends / max(load.commits, 1):.1f} "
             f"({load.commits:,} commits) | {p50:.2f} ms | {p99:.2f} ms | "
+            f"{load.cpu_seconds / load.appends * 1e6:,.0f} us "
+            f"({load.cpu_seconds / load.seconds:.2f} cores) | "
             f"{self.verified_size:,} entries, chain and count OK ({self.verify_seconds:.1f} s) | "
             f"{target} |"
         )
@@ -114,7 +121,8 @@ class Run:
 
 TABLE_HEAD = (
     "| callers | durable appends/s | mean batch (appends/commit) | p50 latency | p99 latency "
-    "| verified afterwards | target (2 cores) |\n|---|---|---|---|---|---|---|"
+    "| client CPU per append (cores busy) | verified afterwards | target (2 cores) |\n"
+    "|---|---|---|---|---|---|---|---|"
 )
 
 # -- callers -----------------------------------------------------------------------------------
@@ -176,7 +184,9 @@ def _run_threads(
     def caller(index: int) -> None:
         try:
             barrier.wait()
-            _calls(store, f"01{tag}{index:02d}", started_at[0] + seconds, latencies[index], seqs[index])
+            _calls(
+                store, f"01{tag}{index:02d}", started_at[0] + seconds, latencies[index], seqs[index]
+            )
         except BaseException as exc:  # noqa: BLE001 - reported after the run
             errors.append(exc)
 
@@ -225,9 +235,11 @@ def _process_main(
     try:
         store.size()  # connected before the clock starts
         barrier.wait()
-        commits = store.group_commits
+        commits, cpu = store.group_commits, time.process_time()
         start, end, latencies, seqs = _run_threads(store, threads, seconds, f"P{index}T")
-        results.put((start, end, store.group_commits - commits, latencies.tobytes(), seqs.tobytes()))
+        cpu = time.process_time() - cpu
+        commits = store.group_commits - commits
+        results.put((start, end, commits, cpu, latencies.tobytes(), seqs.tobytes()))
     except BaseException as exc:
         results.put(repr(exc))
         raise
@@ -237,7 +249,7 @@ def _process_main(
 
 def _run_processes(
     url: str, processes: int, threads: int, seconds: float
-) -> tuple[float, float, int, array[int], array[int]]:
+) -> tuple[float, float, int, float, array[int], array[int]]:
     """Private: ``processes`` spawned processes of ``threads`` callers each, on one database."""
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     barrier = context.Barrier(processes)
@@ -248,7 +260,17 @@ def _run_processes(
     ]
     for worker in workers:
         worker.start()
-    outcomes = [results.get(timeout=seconds + 300) for _ in workers]
+    outcomes: list[Any] = []
+    deadline = time.monotonic() + seconds + 300
+    while len(outcomes) < processes:
+        try:
+            outcomes.append(results.get(timeout=1.0))
+        except queue.Empty:
+            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for worker in workers:
+                    worker.terminate()
+                raise BenchError(f"append processes failed or hung (exit codes {dead})") from None
     for worker in workers:
         worker.join()
     failed = [o for o in outcomes if isinstance(o, str)]
@@ -256,12 +278,12 @@ def _run_processes(
         raise BenchError(f"a process failed: {failed[0]}")
     latencies: array[int] = array("q")
     seqs: array[int] = array("q")
-    for _, _, _, lat, seq in outcomes:
+    for *_, lat, seq in outcomes:
         latencies.frombytes(lat)
         seqs.frombytes(seq)
     start = min(o[0] for o in outcomes)
     end = max(o[1] for o in outcomes)
-    return start, end, sum(o[2] for o in outcomes), latencies, seqs
+    return start, end, sum(o[2] for o in outcomes), sum(o[3] for o in outcomes), latencies, seqs
 
 
 # -- one run -----------------------------------------------------------------------------------
@@ -274,17 +296,17 @@ def measure(url: str, mode: Mode, target: int | None, seconds: float = SECONDS) 
         store.append("service.started", service_started_body(), datetime.now(UTC))
         base = store.size()
         if mode.processes:
-            start, end, commits, latencies, seqs = _run_processes(
+            start, end, commits, cpu, latencies, seqs = _run_processes(
                 url, mode.processes, mode.threads, seconds
             )
         else:
-            before = store.group_commits
+            before, cpu = store.group_commits, time.process_time()
             if mode.tasks:
                 start, end, latencies, seqs = _run_tasks(store, mode.tasks, seconds)
             else:
                 start, end, latencies, seqs = _run_threads(store, mode.threads, seconds, "T")
-            commits = store.group_commits - before
-        load = Load(len(seqs), end - start, commits, latencies, seqs)
+            commits, cpu = store.group_commits - before, time.process_time() - cpu
+        load = Load(len(seqs), end - start, commits, cpu, latencies, seqs)
         size, verify_seconds = _verify(store, load, base)
     finally:
         store.close()
@@ -355,6 +377,26 @@ def table(runs: list[Run]) -> str:
     return TABLE_HEAD + "\n" + "\n".join(run.row() for run in runs) + "\n"
 
 
+def verdict(backend: str, runs: list[Run]) -> str:
+    """One line: the 32-caller figures of ``backend`` against their target, met or not."""
+    targeted = [run for run in runs if run.target is not None]
+    if not targeted:
+        return f"{backend}: no run with {CALLERS} callers"
+    target = targeted[0].target or 0
+    figures = "; ".join(f"{run.rate:,.0f}/s ({run.mode.label})" for run in targeted)
+    met = [run for run in targeted if run.rate >= target]
+    if len(met) == len(targeted):
+        outcome = "met by every variant"
+    elif met:
+        outcome = f"met by {len(met)} of {len(targeted)} variants only"
+    else:
+        outcome = "NOT met"
+    return (
+        f"durable appends with {CALLERS} concurrent callers on {backend}: {figures}; "
+        f"target >= {target:,}/s: **{outcome}**"
+    )
+
+
 def run_all(
     urls: Callable[[str], str], modes: list[Mode], target: int, seconds: float = SECONDS
 ) -> list[Run]:
@@ -367,3 +409,53 @@ def run_all(
         print(f"  {run.row()}", flush=True)
         runs.append(run)
     return runs
+
+
+# -- the sections of docs/benchmarks.md --------------------------------------------------------
+
+
+def sqlite_section(work: Path, seconds: float = SECONDS) -> tuple[str, str]:
+    """SQLite files under ``work``: ``(markdown, verdict line)``."""
+    device, fstype, point = mount_of(work)
+    settings = sqlite_settings(f"sqlite:///{work / 'settings.sqlite'}")
+    print("SQLite appends", flush=True)
+    runs = run_all(
+        lambda name: f"sqlite:///{work / (name + '.sqlite')}",
+        [ONE, THREADS, TASKS],
+        SQLITE_TARGET,
+        seconds,
+    )
+    text = (
+        f"### SQLite\n\nA database file on {device} ({fstype}, {point}); "
+        + ", ".join(f"{k}={v}" for k, v in settings.items())
+        + ".\n\n"
+        + table(runs)
+    )
+    return text, verdict("SQLite", runs)
+
+
+def postgres_section(seconds: float = SECONDS) -> tuple[str, str, str]:
+    """A throwaway PostgreSQL 15 server: ``(markdown, verdict line, server version)``."""
+    try:
+        server = PostgresServer.start_new()
+    except PostgresUnavailableError as exc:
+        note = f"skipped: {exc}"
+        return f"### PostgreSQL\n\n{note}\n", f"PostgreSQL: {note}", "not available"
+    try:
+        device, fstype, point = mount_of(server.data)
+        settings = postgres_settings(server.create_database("settings"))
+        print("PostgreSQL appends", flush=True)
+        runs = run_all(
+            server.create_database, [ONE, THREADS, TASKS, PROCESS_THREADS], POSTGRES_TARGET, seconds
+        )
+    finally:
+        server.stop()
+    version = settings.pop("server_version")
+    text = (
+        f"### PostgreSQL\n\nPostgreSQL {version}, data directory on {device} ({fstype}, "
+        f"{point}), over a Unix socket; settings as checked: "
+        + ", ".join(f"{k}={v}" for k, v in settings.items())
+        + " (defaults, untuned).\n\n"
+        + table(runs)
+    )
+    return text, verdict("PostgreSQL", runs), version

@@ -21,7 +21,7 @@ _USERS = (
     ("carol", "globex", "analyst"),
     ("dave", "initech", "auditor"),
 )
-_ENTRIES = (
+_ENTRIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("orders.by_customer", {"customer_id": 48}),
     ("invoices.unpaid", {}),
     ("orders.by_day", {"day": "2026-11-23", "limit": 500}),

@@ -42,7 +42,7 @@ def mount_of(path: Path) -> tuple[str, str, str]:
 
 def on_disk_tempdir() -> Path:
     """A temporary-files folder on a real disk (not tmpfs): the durability figures need one."""
-    for candidate in (Path(tempfile.gettempdir()), Path("/var/tmp")):
+    for candidate in (Path(tempfile.gettempdir()), Path("/var/tmp")):  # noqa: S108 - mkdtemp makes private folders in it
         if candidate.is_dir() and mount_of(candidate)[1] not in _MEMORY_FILESYSTEMS:
             return candidate
     raise RuntimeError("no temporary folder on a disk: /tmp and /var/tmp are both in memory")

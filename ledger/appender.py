@@ -4,11 +4,15 @@ Only the group-commit leader appends (one batch at a time), so a store keeps
 one raw DBAPI connection for it instead of going through SQLAlchemy's
 connection and transaction objects for every batch. A batch is:
 
-- PostgreSQL, three round trips: ``govex_ledger_lock_head()`` (a function
-  from the migrations that takes the transaction-scoped advisory lock, then
-  reads the head under a snapshot taken after the lock is held), one
-  ``COPY``, ``COMMIT``. The advisory lock orders appends across every
-  process and is released by the commit.
+- PostgreSQL, one round trip: ``govex_ledger_append(...)`` (a function from
+  the migrations) takes the transaction-scoped advisory lock, checks that the
+  rows chain to the head this appender last wrote, and inserts them; the
+  ``COMMIT`` goes in the same pipeline. When another process appended in
+  between, it inserts nothing and returns the real head: the rows are rebuilt
+  on it and sent again. After a few such misses the batch takes the lock
+  first (``govex_ledger_lock_head()``), reads the head and uses ``COPY``.
+  The advisory lock orders appends across every process and is released by
+  the commit.
 - SQLite: ``BEGIN IMMEDIATE`` (the write lock), the head query, one
   ``executemany``, ``COMMIT`` (``synchronous=FULL``: durable).
 
@@ -42,7 +46,8 @@ _APPEND = (
     "SELECT appended, head_seq, head_hash FROM govex_ledger_append("
     "%s, %s, %s::bigint[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])"
 )
-_OPTIMISTIC_TRIES = 3
+_OPTIMISTIC_TRIES = 2
+_LOCK_FIRST_BATCHES = 32  # after the optimistic tries missed: lock first for this many batches
 
 
 class _Unknown:
@@ -61,6 +66,7 @@ class Appender:
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._raw: Any = None  # a pool-managed DBAPI connection, checked out for good
         self._head: Head | _Unknown = UNKNOWN  # the head after this appender's last commit
+        self._lock_first = 0  # batches left that skip the optimistic try (others append too)
 
     def append(self, build: Callable[[Head], list[EntryRow]]) -> list[EntryRow]:
         """Lock, read the head, insert ``build(head)`` and commit; return the rows inserted."""
@@ -69,7 +75,9 @@ class Appender:
                 self._raw = self._engine.raw_connection()
             driver = self._raw.driver_connection
             if self._postgres:
-                rows = _append_postgres(driver, build, self._head)
+                tries = 0 if self._lock_first > 0 else _OPTIMISTIC_TRIES
+                rows, missed = _append_postgres(driver, build, self._head, tries)
+                self._lock_first = _LOCK_FIRST_BATCHES if missed else max(self._lock_first - 1, 0)
             else:
                 rows = _append_sqlite(driver, build)
             if rows:
@@ -101,8 +109,12 @@ def _append_postgres(
     driver: Any,  # noqa: ANN401 - a psycopg connection (ledger does not import psycopg)
     build: Callable[[Head], list[EntryRow]],
     known: Head | _Unknown,
-) -> list[EntryRow]:
+    tries: int,
+) -> tuple[list[EntryRow], bool]:
     """Private: the PostgreSQL batch, in one round trip when ``known`` is still the head.
+
+    Returns the rows and whether the optimistic tries all missed (another
+    process appends too: the caller then locks first for a while).
 
     ``govex_ledger_append`` (see the migrations) checks the head under the
     append lock and inserts only rows that chain to it; the COMMIT goes in the
@@ -112,7 +124,7 @@ def _append_postgres(
     head (three round trips, never refused).
     """
     head: Head | _Unknown = known
-    for _ in range(_OPTIMISTIC_TRIES):
+    for _ in range(tries):
         rows = [] if head is UNKNOWN else build(head)  # type: ignore[arg-type]
         expect_seq, expect_hash = (-1, None) if head is UNKNOWN else _expect(head)  # type: ignore[arg-type]
         with driver.pipeline(), driver.cursor() as cursor:
@@ -123,7 +135,7 @@ def _append_postgres(
             driver.commit()
             appended, seq, digest = cursor.fetchone()
         if appended:
-            return rows
+            return rows, False
         head = None if seq is None else (int(seq), bytes(digest))
     with driver.cursor() as cursor:
         found = cursor.execute("SELECT seq, leaf_hash FROM govex_ledger_lock_head()").fetchone()
@@ -132,7 +144,7 @@ def _append_postgres(
         with cursor.copy(_COPY) as copy:
             copy.write(_copy_text(rows))
     driver.commit()
-    return rows
+    return rows, tries > 0
 
 
 def _expect(head: Head) -> tuple[int | None, bytes | None]:

@@ -16,6 +16,7 @@ cheapest hand-off CPython has.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -90,7 +91,9 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         future: asyncio.Future[ResultT] = loop.create_future()
 
         def settle(done: _Slot[ItemT, ResultT]) -> None:  # on the committer thread
-            loop.call_soon_threadsafe(_resolve, future, done.result, done.error)
+            # A caller that gave up may have closed its loop: nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future, done.result, done.error)
 
         self._enqueue(_Slot(item, on_done=settle))
         return await future

@@ -60,10 +60,11 @@ from ledger.errors import (
     EntryNotFound,
     LedgerVerifyError,
     ProofError,
+    SchemaNotCurrent,
 )
 from ledger.group_commit import GroupCommitter
 from ledger.merkle import EMPTY_ROOT, leaf_hash
-from ledger.migrate import LEDGER_SCHEMA, check_current, upgrade
+from ledger.migrate import LEDGER_SCHEMA, check_current, head_revision, upgrade
 from ledger.sql_session import WRITE_OPTION, prepare_engine, storage_error
 from ledger.tree import MerkleTree
 from ledger.verify import ChainVerifier, LedgerReport
@@ -152,7 +153,16 @@ class LedgerStore:
         store = cls(engine)
         try:
             if migrate:
-                upgrade(store._writer, LEDGER_SCHEMA)
+                try:
+                    upgrade(store._writer, LEDGER_SCHEMA)  # noqa: SLF001 - our own instance
+                except DBAPIError as exc:
+                    # Typically a service role without DDL rights on a database not yet at head.
+                    raise SchemaNotCurrent(
+                        f"ledger schema is not at revision {head_revision(LEDGER_SCHEMA)} and "
+                        f"migrating it failed ({storage_error(exc, 'migrate').message}): "
+                        "run `govex db upgrade` as the database owner",
+                        schema=LEDGER_SCHEMA.name,
+                    ) from exc
             else:
                 check_current(engine, LEDGER_SCHEMA)
         except DBAPIError as exc:

@@ -20,6 +20,7 @@ durable but whose run cannot go on is finished in the ledger as
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -229,15 +230,17 @@ def _run(runtime: Runtime, contract: CallContract) -> CallResult:
             builder.discard()
         _abandon(runtime, contract, started.seq, "internal error")
         raise
-    if staged is None:
-        builder.discard()
-        return _finish(runtime, contract, started.seq, ran)
-    packet, claim = staged
     try:
+        if staged is None:
+            builder.discard()
+            return _finish(runtime, contract, started.seq, ran)
+        packet, claim = staged
         return _finish(runtime, contract, started.seq, ran, packet=(packet, builder), claim=claim)
     except BaseException:
-        # No packet.issued (or no index row): the packet is never published.
+        # No call.finished, packet.issued or index row: the packet is never published.
         builder.discard()
+        with contextlib.suppress(LedgerError):  # best effort: the index no longer says running
+            runtime.calls.update(contract.call_id, state="failed")
         raise
 
 
@@ -294,7 +297,10 @@ def _finish(
     packet: tuple[StagedPacket, PacketBuilder] | None = None,
     claim: Claim | None = None,
 ) -> CallResult:
-    """Append ``call.finished`` (and ``packet.issued``), publish the packet, update the index."""
+    """Append ``call.finished`` (and ``packet.issued``), update the index, publish the packet.
+
+    Any of these failing raises before the packet is published.
+    """
     record = ran.written.record if ran.written else None
     complete = ran.written.complete if ran.written else None
     finished = runtime.ledger.append(

@@ -84,9 +84,15 @@ def _wait_queued(committer: GroupCommitter[Any, Any], count: int) -> None:
         time.sleep(0.001)
 
 
-def _blocked_first_batch(
-    committer: GroupCommitter[str, Any], commit: GatedCommit
-) -> Caller:
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until ``condition`` (state of other threads) holds."""
+    deadline = time.monotonic() + _WAIT_S
+    while not condition():  # the state lives on other threads, not in an awaitable
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.001)
+
+
+def _blocked_first_batch(committer: GroupCommitter[str, Any], commit: GatedCommit) -> Caller:
     """Submit ``first`` and wait until its commit is in flight (blocked on the gate)."""
     first = Caller(committer, "first")
     assert commit.entered.wait(_WAIT_S)
@@ -229,8 +235,11 @@ def test_submit_async_resolves_each_coroutine_while_the_loop_keeps_running() -> 
 
     async def scenario() -> list[str]:
         tasks = [asyncio.create_task(committer.submit_async(f"i{n}")) for n in range(20)]
-        while not commit.entered.is_set() or committer._queue == []:
-            await asyncio.sleep(0.001)  # the loop runs while a commit is in flight
+        # Every coroutine queued its item; the committer took some and blocks in the commit.
+        # (the loop keeps running while a commit is in flight)
+        await _until(
+            lambda: commit.entered.is_set() and len(commit.batches[0]) + len(committer._queue) == 20
+        )
         assert not any(task.done() for task in tasks)
         commit.gate.set()
         return await asyncio.gather(*tasks)
@@ -238,7 +247,7 @@ def test_submit_async_resolves_each_coroutine_while_the_loop_keeps_running() -> 
     results = asyncio.run(scenario())
     assert results == [f"r:i{n}" for n in range(20)]
     assert commit.threads == ["govex-ledger-commit"] * len(commit.batches)
-    assert len(commit.batches) == 2  # whatever the committer took first, then all the rest
+    assert len(commit.batches) <= 2  # whatever the committer took first, then all the rest
     committer.close()
 
 
@@ -272,12 +281,10 @@ def test_a_cancelled_async_submission_leaves_the_loop_and_its_batch_mates_alone(
     async def scenario() -> str:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
         first = asyncio.create_task(committer.submit_async("first"))
-        while not commit.entered.is_set():
-            await asyncio.sleep(0.001)
+        await _until(commit.entered.is_set)
         gone = asyncio.create_task(committer.submit_async("gone"))
         kept = asyncio.create_task(committer.submit_async("kept"))
-        while len(committer._queue) < 2:
-            await asyncio.sleep(0.001)
+        await _until(lambda: len(committer._queue) == 2)
         gone.cancel()
         commit.gate.set()
         assert await first == "r:first"
@@ -293,14 +300,11 @@ def test_a_cancelled_async_submission_leaves_the_loop_and_its_batch_mates_alone(
     committer.close()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "bug: settle() calls loop.call_soon_threadsafe on a closed loop, the RuntimeError kills "
-        "the committer thread and every later submit() blocks forever"
-    ),
-    raises=(AssertionError, pytest.PytestUnhandledThreadExceptionWarning),
-)
-def test_an_async_caller_whose_loop_closed_does_not_stop_the_committer() -> None:
+def test_an_async_caller_whose_loop_closed_does_not_stop_the_committer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
     commit = GatedCommit()
     committer: GroupCommitter[str, str] = GroupCommitter(commit)
     first = _blocked_first_batch(committer, commit)
@@ -315,6 +319,7 @@ def test_an_async_caller_whose_loop_closed_does_not_stop_the_committer() -> None
     commit.gate.set()
     first.join()
     mate.join(1.0)
+    assert thread_errors == []
     assert mate.result == "r:mate"
     assert committer.submit("later") == "r:later"
     committer.close()

@@ -1,4 +1,7 @@
-"""The ``govex`` command line: thin commands over the same core as the HTTP routes.
+"""The root of the ``govex`` command line: thin commands over the same core as the HTTP routes.
+
+Here: ``catalog``, ``call``, ``packet``, ``schemas`` and ``serve``; the
+``ledger``, ``keys`` and ``db`` groups live in their own modules.
 
 Exit codes follow FORMATS section 6: a call exits with its verdict's code;
 ``packet verify`` and ``ledger verify`` exit 0 (every check passed), 1 (a check
@@ -12,17 +15,22 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from catalog.authority import AuthorityStatus
 from catalog.errors import CatalogError
-from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE, exit_code
-from service.settings import DEFAULT_LEDGER_URL, Settings, sqlite_file
+from service.cli.db import db_app
+from service.cli.keys import keys_app, verifier_key
+from service.cli.ledger import ledger_app
+from service.cli.options import VerifierKeyOption
+from service.cli.output import fail, io_error, usage
+from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE
+from service.settings import Settings
 
 if TYPE_CHECKING:
-    from ledger.store import LedgerStore
+    from service.packets.verify import InclusionEvidence
 
 app = typer.Typer(
     name="govex",
@@ -32,38 +40,23 @@ app = typer.Typer(
     add_completion=False,
 )
 catalog_app = typer.Typer(help="Check, seal and verify a catalog directory.", no_args_is_help=True)
-ledger_app = typer.Typer(help="Verify and export the ledger.", no_args_is_help=True)
 packet_app = typer.Typer(help="Verify export packets offline.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of govex documents.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 app.add_typer(packet_app, name="packet")
 app.add_typer(schemas_app, name="schemas")
 
 CatalogDir = Annotated[
     Path, typer.Argument(help="Catalog directory (catalog.toml).", file_okay=False)
 ]
-LedgerUrl = Annotated[
-    str,
-    typer.Option("--ledger-url", envvar="GOVEX_LEDGER_URL", help="SQLAlchemy URL of the ledger."),
-]
 
 
 def main() -> None:
     """Console script entry point."""
     app()
-
-
-def _fail(exc: BaseException) -> NoReturn:
-    """Report a domain error on stderr and exit with its code; never a stack trace."""
-    from service.problems import problem_body, problem_errors  # noqa: PLC0415 - light, but only on failure
-
-    body = problem_body(exc, request_id=None)
-    typer.echo(f"error [{body['code']}]: {body['detail']}", err=True)
-    for item in problem_errors(exc):
-        typer.echo("  - " + ", ".join(f"{k}={v}" for k, v in item.items()), err=True)
-    typer.echo(f"hint: {body['hint']}", err=True)
-    raise typer.Exit(exit_code(exc))
 
 
 def _settings(**overrides: object) -> Settings:
@@ -92,7 +85,7 @@ def catalog_check(directory: CatalogDir) -> None:
     try:
         catalog = load_catalog_dir(directory)
     except CatalogError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"catalog {catalog.name} {catalog.version}: {len(catalog.entries)} entries, checks passed"
     )
@@ -109,7 +102,7 @@ def catalog_seal(directory: CatalogDir) -> None:
         seal = compute_seal(catalog, datetime.now(UTC))
         write_seal(directory / SEAL_FILE, seal)
     except CatalogError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"sealed {len(catalog.entries)} entries of {catalog.name} {catalog.version}")
     typer.echo(
         f"catalog_digest {seal.catalog_digest.text('sha256')} {seal.catalog_digest.text('blake3')}"
@@ -126,7 +119,7 @@ def catalog_verify(directory: CatalogDir) -> None:
         catalog = load_catalog_dir(directory)
         check_seal(catalog, read_seal(directory / SEAL_FILE))
     except CatalogError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"catalog {catalog.name} {catalog.version} matches its seal, {len(catalog.entries)} entries"
     )
@@ -146,7 +139,7 @@ def catalog_resolve(
     try:
         document = load_catalog_dir(directory).model_dump(mode="json")
     except CatalogError as exc:
-        _fail(exc)
+        fail(exc)
     if canonical:
         sys.stdout.buffer.write(jcs(document, "catalog"))
     else:
@@ -187,7 +180,7 @@ def call(
     try:
         runtime = build_runtime(settings)
     except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
-        _fail(exc)
+        fail(exc)
     try:
         principal = runtime.keyring.authenticate(
             f"Bearer {api_key}" if api_key else None, runtime.clock()
@@ -203,7 +196,7 @@ def call(
         # CLI values are text: the entry's parameter types convert them.
         result = calls.execute(runtime, principal, request, request_id=None, inputs_from_text=True)
     except Exception as exc:  # noqa: BLE001 - mapped to a problem and an exit code
-        _fail(exc)
+        fail(exc)
     finally:
         runtime.close()
     from service.api_models import CallResponse  # noqa: PLC0415
@@ -226,73 +219,6 @@ def _parse_params(items: list[str]) -> dict[str, str | int | float | bool | None
     return pairs
 
 
-# --- ledger ----------------------------------------------------------------------------------
-
-
-@ledger_app.command("verify")
-def ledger_verify(
-    export: Annotated[
-        Path | None, typer.Option(help="A JSON Lines export; without it, the configured store.")
-    ] = None,
-    ledger_url: LedgerUrl = DEFAULT_LEDGER_URL,
-) -> None:
-    """Verify the chain: entries parse, are canonical, count up from 0 and link to the previous."""
-    from ledger.errors import LedgerError  # noqa: PLC0415
-    from ledger.verify import verify_entries  # noqa: PLC0415
-
-    try:
-        if export is not None:
-            with export.open("rb") as lines:
-                report = verify_entries(lines)
-        else:
-            store = _open_existing_ledger(ledger_url)
-            try:
-                report = store.verify()
-            finally:
-                store.close()
-    except LedgerError as exc:
-        _fail(exc)
-    except OSError as exc:
-        typer.echo(f"error [io_error]: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    typer.echo(f"ledger verified: {report.size} entries, chain intact")
-    typer.echo(f"root {report.root.hex()} (RFC 9162, tree size {report.size})")
-
-
-@ledger_app.command("export")
-def ledger_export(
-    out: Annotated[
-        Path | None, typer.Option(help="Output file; standard output when omitted.")
-    ] = None,
-    ledger_url: LedgerUrl = DEFAULT_LEDGER_URL,
-) -> None:
-    """Write the ledger as JSON Lines: line i is exactly leaf_input(i)."""
-    from ledger.export import export_lines  # noqa: PLC0415
-
-    store = _open_existing_ledger(ledger_url)
-    try:
-        if out is None:
-            export_lines(store, sys.stdout.buffer)
-        else:
-            tmp = out.with_name(out.name + ".partial")
-            with tmp.open("wb") as handle:
-                export_lines(store, handle)
-            tmp.replace(out)
-    finally:
-        store.close()
-
-
-def _open_existing_ledger(url: str) -> LedgerStore:
-    """Open a ledger that exists; a mistyped SQLite path must not create an empty one."""
-    from ledger.store import LedgerStore  # noqa: PLC0415
-
-    database = sqlite_file(url)
-    if database is not None and not database.is_file():
-        typer.echo(f"error [io_error]: no ledger database at {database}", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    return LedgerStore.open(url)
-
-
 # --- packets ---------------------------------------------------------------------------------
 
 
@@ -308,6 +234,18 @@ def packet_verify(
     trust_catalog: Annotated[
         list[str] | None, typer.Option(help="A trusted catalog digest (repeat).")
     ] = None,
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            help="C2SP tlog-proof of the packet's ledger entry (govex ledger prove --packet); "
+            "runs ledger_inclusion with --key.",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A signed checkpoint you trust: the proof must be against its tree."),
+    ] = None,
+    key: VerifierKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Run the consumption-contract checks (FORMATS section 4) in order; exit 0 only if all pass."""
@@ -316,12 +254,14 @@ def packet_verify(
     if not packet.exists():
         typer.echo(f"error [io_error]: {packet} does not exist", err=True)
         raise typer.Exit(EXIT_USAGE)
+    inclusion = _inclusion_evidence(proof, checkpoint, key)
     try:
         report = verify_packet_file(
             packet,
             expect_manifest_hash=expect_manifest_hash,
             require_authority=require_authority,
             trusted_catalog_digests=tuple(trust_catalog or ()),
+            inclusion=inclusion,
         )
     except ValueError as exc:  # a malformed pin or digest given on the command line
         typer.echo(f"error [invalid_request]: {exc}", err=True)
@@ -331,8 +271,35 @@ def packet_verify(
     else:
         for check in report.checks:
             typer.echo(f"{check.status.upper():5} {check.name:17} {check.detail}")
+            if check.status == "fail":
+                typer.echo(f"{'':23} at {check.where or '(packet)'}")
+                if check.expected is not None or check.actual is not None:
+                    typer.echo(f"{'':23} expected {check.expected}, actual {check.actual}")
         typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else EXIT_CHECK_FAILED)
+
+
+def _inclusion_evidence(
+    proof: Path | None, checkpoint: Path | None, key: str | None
+) -> InclusionEvidence | None:
+    """What ``ledger_inclusion`` runs on, read from the files given; None without --proof."""
+    from service.packets.verify import InclusionEvidence  # noqa: PLC0415
+
+    if proof is None:
+        if checkpoint is not None or key is not None:
+            usage("--checkpoint and --key check a --proof: give the proof file too")
+        return None
+    if key is None:
+        usage("--proof needs --key, the ledger's trusted verifier key")
+    verifier = verifier_key(key)
+    try:
+        return InclusionEvidence(
+            proof=proof.read_bytes(),
+            key=verifier,
+            checkpoint=None if checkpoint is None else checkpoint.read_bytes(),
+        )
+    except OSError as exc:
+        io_error(exc)
 
 
 # --- schemas and serving ---------------------------------------------------------------------
@@ -372,6 +339,6 @@ def serve(
     try:  # refuse early, with the problem on stderr, before uvicorn starts
         build_runtime(settings, record_start=False).close()
     except Exception as exc:  # noqa: BLE001 - reported as a problem, never a trace
-        _fail(exc)
+        fail(exc)
     configure_logging()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

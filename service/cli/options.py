@@ -1,0 +1,30 @@
+"""Option types that several command groups share (typer ``Annotated`` aliases)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+LedgerUrl = Annotated[
+    str,
+    typer.Option("--ledger-url", envvar="GOVEX_LEDGER_URL", help="SQLAlchemy URL of the ledger."),
+]
+VerifierKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="The ledger's trusted verifier key (<name>+<id>+<data>) or a file holding it.",
+        show_default=False,
+    ),
+]
+SignerKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        envvar="GOVEX_LEDGER_KEY_FILE",
+        help="Signer key file (PRIVATE+KEY+<origin>+...); its name is the ledger origin.",
+        show_default=False,
+    ),
+]
