@@ -54,8 +54,8 @@ def _block_device(device: str) -> str:
     sys_block = Path("/sys/block") / name
     if not sys_block.is_dir():
         return device
-    size_gb = int((sys_block / "size").read_text()) * 512 / 1e9
-    facts = [f"{size_gb:,.0f} GB"]
+    size_gib = int((sys_block / "size").read_text()) * 512 / 2**30
+    facts = [f"{size_gib:,.0f} GiB"]
     if name.startswith("vd"):
         facts.append("virtio block device")
     model = sys_block / "device" / "model"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -171,7 +172,8 @@ def _load(averages: tuple[float, float, float]) -> str:
 
 def _intro(module: ModuleType) -> str:
     """A module's docstring without its first line: how a section's figures were made."""
-    return inspect.cleandoc(module.__doc__ or "").split("\n", 1)[-1].strip()
+    text = inspect.cleandoc(module.__doc__ or "").split("\n", 1)[-1].strip()
+    return re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text).replace("``", "`")  # reST to Markdown
 
 
 def _table(title: str, doc: str, figures: dict[str, str]) -> str:

@@ -29,6 +29,7 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ledger.chain_scan import ChainScanner
 from ledger.errors import LedgerForked, LedgerTruncated
 from ledger.merkle import leaf_hash, verify_consistency
 from ledger.tree import MerkleTree
@@ -99,7 +100,7 @@ def _trusted_in_order(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
 
 
 def verify_anchored(
-    leaf_inputs: Iterable[bytes], checkpoints: Iterable[Checkpoint] = ()
+    leaf_inputs: Iterable[bytes], checkpoints: Iterable[Checkpoint] = (), *, fast: bool = False
 ) -> AnchoredReport:
     """Verify the chain of ``leaf_inputs`` (each without a newline) against trusted checkpoints.
 
@@ -109,10 +110,12 @@ def verify_anchored(
     :class:`~ledger.errors.LedgerForked` at the first checkpoint whose root the
     entries do not give (or for two trusted checkpoints of one size that
     differ), and :class:`~ledger.errors.LedgerTruncated` when the entries end
-    before the largest checkpoint's size.
+    before the largest checkpoint's size. ``fast`` checks the chain and the
+    tree only (:class:`~ledger.chain_scan.ChainScanner`: no per-entry JSON,
+    canonical-form or schema check), at hashing speed.
     """
     pending = _trusted_in_order(checkpoints)
-    verifier = ChainVerifier()
+    verifier: ChainVerifier | ChainScanner = ChainScanner() if fast else ChainVerifier()
     matched: list[Checkpoint] = []
 
     def settle() -> None:

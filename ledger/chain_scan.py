@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ledger.errors import LedgerVerifyError
 from ledger.merkle import EMPTY_ROOT
+from ledger.verify import LedgerReport
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -32,7 +33,7 @@ _START = b'{"body":{'
 _SUFFIX_AT = b',"kind":"'
 _SUFFIX = re.compile(
     rb',"kind":"[a-z]+(?:\.[a-z]+)*","prev":"([0-9a-f]{64})","seq":(0|[1-9][0-9]*),'
-    rb'"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z","v":1}\n\Z'
+    rb'"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z","v":1}\Z'
 )
 
 
@@ -46,6 +47,49 @@ class ScanReport:
     roots: dict[int, bytes] = field(default_factory=dict)  # tree size -> root at that size
 
 
+class ChainScanner:
+    """Feeds leaf inputs (no newline) one at a time, as :class:`~ledger.verify.ChainVerifier`.
+
+    Same interface and the same places in errors, minus the per-entry JSON
+    checks: what ``verify_anchored(..., fast=True)`` runs.
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # perfect subtrees, largest first
+        self._expect = b"0" * 64
+        self._head: bytes | None = None
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        """Check the next leaf input and add it to the tree; :class:`LedgerVerifyError` if bad."""
+        seq = self.size
+        match = _SUFFIX.match(data, max(data.rfind(_SUFFIX_AT), 0))
+        if match is None or not data.startswith(_START):
+            raise LedgerVerifyError(seq=seq, check="json", detail=_framing_problem(data))
+        prev, stated = match.groups()
+        if int(stated) != seq:
+            raise LedgerVerifyError(
+                seq=seq, check="seq", detail=f"entry at position {seq} has seq {int(stated)}"
+            )
+        if prev != self._expect:
+            raise _prev_error(seq, prev, self._expect)
+        sha256 = hashlib.sha256
+        head = sha256(b"\x00" + data).digest()
+        self._head, self._expect = head, head.hex().encode("ascii")
+        size, node, stack = 1, head, self._stack
+        while stack and stack[-1][0] == size:
+            left_size, left = stack.pop()
+            size, node = left_size + size, sha256(b"\x01" + left + node).digest()
+        stack.append((size, node))
+        self.size = seq + 1
+
+    def root(self) -> bytes:
+        return _fold(self._stack) if self._stack else EMPTY_ROOT
+
+    def report(self) -> LedgerReport:
+        return LedgerReport(size=self.size, root=self.root(), head_leaf_hash=self._head)
+
+
 def scan_chain(lines: Iterable[bytes], root_sizes: Iterable[int] = ()) -> ScanReport:
     r"""Scan an export (each item ``leaf_input + b"\n"``) and return its size and roots.
 
@@ -55,38 +99,22 @@ def scan_chain(lines: Iterable[bytes], root_sizes: Iterable[int] = ()) -> ScanRe
     an entry (check ``json``), has the wrong ``seq`` or a broken ``prev`` link,
     with the same place rules as :func:`ledger.verify.verify_entries`.
     """
-    sha256 = hashlib.sha256
     wanted = set(root_sizes)
-    roots: dict[int, bytes] = {}
-    if 0 in wanted:
-        roots[0] = EMPTY_ROOT
-    stack: list[tuple[int, bytes]] = []  # perfect subtrees, largest first (RFC 9162 shape)
-    expect = b"0" * 64
-    head: bytes | None = None
-    seq = 0
+    roots: dict[int, bytes] = {0: EMPTY_ROOT} if 0 in wanted else {}
+    scanner = ChainScanner()
     for line in lines:
-        match = _SUFFIX.match(line, max(line.rfind(_SUFFIX_AT), 0))
-        if match is None or not line.startswith(_START):
-            raise LedgerVerifyError(seq=seq, check="json", detail=_framing_problem(line))
-        prev, stated = match.groups()
-        if int(stated) != seq:
+        if not line.endswith(b"\n"):
             raise LedgerVerifyError(
-                seq=seq, check="seq", detail=f"entry at position {seq} has seq {int(stated)}"
+                seq=scanner.size,
+                check="json",
+                detail="line does not end with a newline: the export is truncated",
             )
-        if prev != expect:
-            raise _prev_error(seq, prev, expect)
-        head = sha256(b"\x00" + line[:-1]).digest()
-        expect = head.hex().encode("ascii")
-        size, node = 1, head
-        while stack and stack[-1][0] == size:
-            left_size, left = stack.pop()
-            size, node = left_size + size, sha256(b"\x01" + left + node).digest()
-        stack.append((size, node))
-        seq += 1
-        if seq in wanted:
-            roots[seq] = _fold(stack)
+        scanner.feed(line[:-1])
+        if scanner.size in wanted:
+            roots[scanner.size] = scanner.root()
+    report = scanner.report()
     return ScanReport(
-        size=seq, root=_fold(stack) if stack else EMPTY_ROOT, head_leaf_hash=head, roots=roots
+        size=report.size, root=report.root, head_leaf_hash=report.head_leaf_hash, roots=roots
     )
 
 
@@ -98,11 +126,9 @@ def _fold(stack: list[tuple[int, bytes]]) -> bytes:
     return node
 
 
-def _framing_problem(line: bytes) -> str:
-    """Private: say why a line is not framed as an entry."""
-    if not line.endswith(b"\n"):
-        return "line does not end with a newline: the export is truncated"
-    if not line.startswith(_START):
+def _framing_problem(data: bytes) -> str:
+    """Private: say why a leaf input is not framed as an entry."""
+    if not data.startswith(_START):
         return 'line does not start with {"body":{ as a canonical entry does'
     return "line does not end with the canonical kind, prev, seq, ts and v fields"
 

@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.anchor import verify_anchored
 from ledger.canonical import jcs
 from ledger.chain_scan import scan_chain
+from ledger.checkpoint import Checkpoint
 from ledger.entry import ZERO_PREV, Kind, compose_leaf_input, leaf_hash
-from ledger.errors import LedgerVerifyError
+from ledger.errors import LedgerForked, LedgerTruncated, LedgerVerifyError
 from ledger.merkle import EMPTY_ROOT, root_from_leaf_hashes
 from ledger.verify import verify_entries
 
@@ -123,3 +125,22 @@ def test_a_recomputed_chain_passes_the_scan_but_changes_the_root() -> None:
     forged = _export(bodies)
     assert scan_chain(forged).root != scan_chain(honest).root
     assert scan_chain(forged, [3]).roots[3] == scan_chain(honest, [3]).roots[3]
+
+
+def test_fast_anchored_verification_finds_what_the_full_one_finds() -> None:
+    honest = [line[:-1] for line in _denied(9)]
+    bodies: list[dict[str, Any]] = [{"call_id": f"c{i}", "reason": "policy deny"} for i in range(9)]
+    bodies[5]["reason"] = "forged"
+    forged = [line[:-1] for line in _export(bodies)]
+    trusted = [
+        Checkpoint(origin="o", size=size, root=scan_chain(_denied(9), [size]).roots[size])
+        for size in (4, 8)
+    ]
+    for fast in (False, True):
+        report = verify_anchored(honest, trusted, fast=fast)
+        assert (report.status, report.anchored_size, report.unanchored_tail) == ("anchored", 8, 1)
+        with pytest.raises(LedgerForked) as forked:
+            verify_anchored(forged, trusted, fast=fast)
+        assert (forked.value.start, forked.value.stop) == (4, 8)
+        with pytest.raises(LedgerTruncated):
+            verify_anchored(honest[:6], trusted, fast=fast)
