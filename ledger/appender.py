@@ -42,9 +42,9 @@ _SQLITE_INSERT = (
     "INSERT INTO ledger_entries (seq, kind, ts, leaf_input, leaf_hash) VALUES (?, ?, ?, ?, ?)"
 )
 _COPY = "COPY ledger_entries (seq, kind, ts, leaf_input, leaf_hash) FROM STDIN"
-_APPEND = (
+_APPEND = (  # binary parameters: psycopg escapes text-format bytea arrays in Python, slowly
     "SELECT appended, head_seq, head_hash FROM govex_ledger_append("
-    "%s, %s, %s::bigint[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])"
+    "%b, %b, %b::bigint[], %b::text[], %b::text[], %b::bytea[], %b::bytea[])"
 )
 _OPTIMISTIC_TRIES = 2
 _LOCK_FIRST_BATCHES = 32  # after the optimistic tries missed: lock first for this many batches

@@ -15,6 +15,7 @@ has a known kind and a body of the right shape.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -57,7 +58,7 @@ HEX64_PATTERN = r"^[0-9a-f]{64}$"
 TS_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$"
 # Same rule as catalog.ids (FORMATS section 1); the packages do not import each other.
 OPAQUE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_TS_RE = re.compile(TS_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII)
 
 
 class Kind(StrEnum):
@@ -88,9 +89,19 @@ def format_ts(moment: datetime) -> str:
 def parse_ts(text: str) -> datetime:
     """Parse FORMATS time ``text`` to an aware UTC datetime; :class:`InvalidTimestamp` otherwise."""
     try:
-        if len(text) != len("0000-00-00T00:00:00.000000Z"):
-            raise ValueError("wrong length")  # noqa: TRY301 - one message for every malformed text
-        return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+        if _TS_RE.fullmatch(text) is None:
+            raise ValueError("wrong shape")  # noqa: TRY301 - one message for every malformed text
+        # Fields by position (the shape is fixed): several times faster than strptime.
+        return datetime(
+            int(text[0:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+            int(text[20:26]),
+            tzinfo=UTC,
+        )
     except ValueError as exc:
         raise InvalidTimestamp(
             f"{text!r} is not RFC 3339 UTC with microseconds and Z", where="ts"
@@ -121,13 +132,13 @@ class ServiceStartedBody(_Body):
 
 class CallStartedBody(_Body):
     call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
-    contract: dict[str, JsonValue]
+    contract: dict[str, Any]  # JSON: JCS refuses anything else at append (and Entry.body)
 
 
 class CallDeniedBody(_Body):
     call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
     reason: str = Field(min_length=1)
-    contract: dict[str, JsonValue] | None = None  # what was known of it when the call was refused
+    contract: dict[str, Any] | None = None  # what was known when refused; JSON as above
 
 
 class CallFinishedBody(_Body):
