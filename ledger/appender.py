@@ -80,15 +80,15 @@ class Appender:
                 self._lock_first = _LOCK_FIRST_BATCHES if missed else max(self._lock_first - 1, 0)
             else:
                 rows = _append_sqlite(driver, build)
-            if rows:
-                self._head = (rows[-1][0], rows[-1][4])
-            return rows
         except self._driver_error as exc:
             self._discard()
             raise DBAPIError.instance("ledger append", None, exc, self._driver_error) from exc
         except BaseException:
             self._discard()
             raise
+        if rows:
+            self._head = (rows[-1][0], rows[-1][4])
+        return rows
 
     def _discard(self) -> None:
         """Private: roll back and drop the connection; the next batch starts on a fresh one."""

@@ -154,7 +154,7 @@ class LedgerStore:
         try:
             if migrate:
                 try:
-                    upgrade(store._writer, LEDGER_SCHEMA)  # noqa: SLF001 - our own instance
+                    upgrade(store._writer, LEDGER_SCHEMA)
                 except DBAPIError as exc:
                     # Typically a service role without DDL rights on a database not yet at head.
                     raise SchemaNotCurrent(
