@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import ledger.appender as appender_module
-from ledger.errors import LedgerUnavailable, SchemaNotCurrent
+from ledger.errors import SchemaNotCurrent
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.migrate import LEDGER_SCHEMA, current_revision, service_grants
 from ledger.migrations.append_only import APPEND_ONLY_MESSAGE
