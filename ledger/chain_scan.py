@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ledger.errors import LedgerVerifyError
 from ledger.merkle import EMPTY_ROOT
-from ledger.verify import LedgerReport
+from ledger.verify import LedgerReport, broken_link
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,7 +72,7 @@ class ChainScanner:
                 seq=seq, check="seq", detail=f"entry at position {seq} has seq {int(stated)}"
             )
         if prev != self._expect:
-            raise _prev_error(seq, prev, self._expect)
+            raise broken_link(seq, prev.decode(), self._expect.decode())
         sha256 = hashlib.sha256
         head = sha256(b"\x00" + data).digest()
         self._head, self._expect = head, head.hex().encode("ascii")
@@ -131,19 +131,3 @@ def _framing_problem(data: bytes) -> str:
     if not data.startswith(_START):
         return 'line does not start with {"body":{ as a canonical entry does'
     return "line does not end with the canonical kind, prev, seq, ts and v fields"
-
-
-def _prev_error(seq: int, prev: bytes, expect: bytes) -> LedgerVerifyError:
-    """Private: a broken link, named at the entry whose bytes changed (as ``verify_entries``)."""
-    if seq == 0:
-        return LedgerVerifyError(
-            seq=0, check="prev", detail=f"entry 0 has prev {prev.decode()}, want 64 zeros"
-        )
-    return LedgerVerifyError(
-        seq=seq - 1,
-        check="prev",
-        detail=(
-            f"entry {seq} has prev {prev.decode()} but leaf_hash(entry {seq - 1}) is "
-            f"{expect.decode()}: entry {seq - 1} was altered, or entry {seq}'s prev was"
-        ),
-    )

@@ -57,6 +57,24 @@ def _config(schema: Schema, conn: Connection | None = None) -> Config:
     return config
 
 
+def run_environment() -> None:
+    """The body of every govex alembic ``env.py``: migrate on the caller's connection.
+
+    :func:`upgrade` passes an open connection (inside its transaction) and the
+    schema's version table in ``config.attributes``, so one runner serves both
+    govex schemas.
+    """
+    from alembic import context  # noqa: PLC0415 - alembic's proxy exists only inside a run
+
+    context.configure(
+        connection=context.config.attributes["connection"],
+        version_table=context.config.attributes["version_table"],
+        transactional_ddl=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def head_revision(schema: Schema) -> str:
     """The revision the code expects."""
     head = ScriptDirectory.from_config(_config(schema)).get_current_head()

@@ -108,6 +108,22 @@ def parse_leaf_input(data: bytes, *, seq: int) -> Entry:
         raise LedgerVerifyError(seq=seq, check="schema", detail=explain(exc)) from exc
 
 
+def broken_link(seq: int, prev: str, expected: str) -> LedgerVerifyError:
+    """The error for entry ``seq`` whose ``prev`` is not ``expected`` (place rules above)."""
+    if seq == 0:
+        return LedgerVerifyError(
+            seq=0, check="prev", detail=f"entry 0 has prev {prev}, want 64 zeros"
+        )
+    return LedgerVerifyError(
+        seq=seq - 1,
+        check="prev",
+        detail=(
+            f"entry {seq} has prev {prev} but leaf_hash(entry {seq - 1}) is "
+            f"{expected}: entry {seq - 1} was altered, or entry {seq}'s prev was"
+        ),
+    )
+
+
 class ChainVerifier:
     """Checks leaf inputs one at a time, in order; :meth:`report` summarizes what was fed.
 
@@ -136,18 +152,7 @@ class ChainVerifier:
                 seq=seq, check="seq", detail=f"entry at position {seq} has seq {entry.seq}"
             )
         if entry.prev != self._prev:
-            if seq == 0:
-                raise LedgerVerifyError(
-                    seq=0, check="prev", detail=f"entry 0 has prev {entry.prev}, want 64 zeros"
-                )
-            raise LedgerVerifyError(
-                seq=seq - 1,
-                check="prev",
-                detail=(
-                    f"entry {seq} has prev {entry.prev} but leaf_hash(entry {seq - 1}) is "
-                    f"{self._prev}: entry {seq - 1} was altered, or entry {seq}'s prev was"
-                ),
-            )
+            raise broken_link(seq, entry.prev, self._prev)
         self._head = leaf_hash(data)
         self._prev = self._head.hex()
         self._tree.append(self._head)

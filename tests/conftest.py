@@ -12,6 +12,11 @@ from hypothesis import settings
 
 from tests.pg_harness import PostgresServer, PostgresUnavailableError
 
+# Tests configure govex explicitly: settings from the shell (`make` exports the demo's
+# GOVEX_* variables, including a key file that a fresh clone does not have) must not leak in.
+for _name in [name for name in os.environ if name.startswith("GOVEX_")]:
+    del os.environ[_name]
+
 # Speed lives in bench/, never in a test deadline.
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.load_profile("ci")

@@ -1,18 +1,7 @@
-"""Alembic environment of the service tables (the call index); run through :mod:`ledger.migrate`.
-
-The caller passes an open connection (inside its transaction) and the version
-table in ``config.attributes``, so one runner serves both govex schemas.
-"""
+"""Alembic environment of the service tables (the call index); run through :mod:`ledger.migrate`."""
 
 from __future__ import annotations
 
-from alembic import context
+from ledger.migrate import run_environment
 
-_connection = context.config.attributes["connection"]
-context.configure(
-    connection=_connection,
-    version_table=context.config.attributes["version_table"],
-    transactional_ddl=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_environment()
