@@ -200,19 +200,18 @@ def test_a_ledger_made_before_migrations_is_adopted(tmp_path: Path, moment: date
             conn.execute(sa.delete(ledger_entries))
 
 
-def test_sqlite_connections_use_wal_and_full_sync(store: LedgerStore) -> None:
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite pragmas")
-    with store.engine.connect() as conn:
+def test_sqlite_connections_use_wal_and_full_sync(tmp_path: Path) -> None:
+    with (
+        LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}") as store,
+        store.engine.connect() as conn,
+    ):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_postgresql_commits_are_durable_by_configuration(store: LedgerStore) -> None:
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL settings")
-    with store.engine.connect() as conn:
+def test_postgresql_commits_are_durable_by_configuration(pg_url: str) -> None:
+    with LedgerStore.open(pg_url) as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW fsync").scalar() == "on"
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
 
