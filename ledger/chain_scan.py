@@ -101,20 +101,43 @@ def scan_chain(lines: Iterable[bytes], root_sizes: Iterable[int] = ()) -> ScanRe
     """
     wanted = set(root_sizes)
     roots: dict[int, bytes] = {0: EMPTY_ROOT} if 0 in wanted else {}
-    scanner = ChainScanner()
+    # ChainScanner.feed, inlined for speed: this loop is what runs a million times.
+    sha256, leaf_prefix, node_prefix = hashlib.sha256, hashlib.sha256(b"\x00"), b"\x01"
+    match_suffix, start, suffix_at = _SUFFIX.match, _START, _SUFFIX_AT
+    stack: list[tuple[int, bytes]] = []
+    expect, head, seq = b"0" * 64, None, 0
     for line in lines:
         if not line.endswith(b"\n"):
             raise LedgerVerifyError(
-                seq=scanner.size,
+                seq=seq,
                 check="json",
                 detail="line does not end with a newline: the export is truncated",
             )
-        scanner.feed(line[:-1])
-        if scanner.size in wanted:
-            roots[scanner.size] = scanner.root()
-    report = scanner.report()
+        end = len(line) - 1
+        match = match_suffix(line, max(line.rfind(suffix_at), 0), end)
+        if match is None or not line.startswith(start):
+            raise LedgerVerifyError(seq=seq, check="json", detail=_framing_problem(line[:end]))
+        prev, stated = match.groups()
+        if int(stated) != seq:
+            raise LedgerVerifyError(
+                seq=seq, check="seq", detail=f"entry at position {seq} has seq {int(stated)}"
+            )
+        if prev != expect:
+            raise broken_link(seq, prev.decode(), expect.decode())
+        hasher = leaf_prefix.copy()
+        hasher.update(memoryview(line)[:end])
+        head = hasher.digest()
+        expect = hasher.hexdigest().encode("ascii")
+        size, node = 1, head
+        while stack and stack[-1][0] == size:
+            left_size, left = stack.pop()
+            size, node = left_size + size, sha256(node_prefix + left + node).digest()
+        stack.append((size, node))
+        seq += 1
+        if seq in wanted:
+            roots[seq] = _fold(stack)
     return ScanReport(
-        size=report.size, root=report.root, head_leaf_hash=report.head_leaf_hash, roots=roots
+        size=seq, root=_fold(stack) if stack else EMPTY_ROOT, head_leaf_hash=head, roots=roots
     )
 
 
