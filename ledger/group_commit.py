@@ -3,9 +3,12 @@
 Callers queue their items and block; one committer thread takes everything
 queued (up to ``max_batch``), commits it with one transaction (one fsync),
 and releases each caller with its own result. Items queued while a commit is
-in flight form the next batch, so under load a batch holds about as many
-items as there are callers, and the cost of a commit is shared by all of
-them.
+in flight form the next batch. Left at that, callers split into two cohorts
+that alternate (one commits while the other queues), so when fewer items
+wait than callers were recently in flight, the committer first waits a
+moment (``_GATHER_S``) for the callers it just released: under load a batch
+then holds about as many items as there are callers. A lone caller never
+waits.
 
 The queue lock is held only to queue or take items, never while committing:
 no caller waits on a lock across an fsync, only for its own result. Each
@@ -18,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+_GATHER_S = 0.0003  # at most this long a batch waits for the callers of the one before
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
@@ -74,6 +79,8 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         self._idle = False  # the committer waits for work
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._in_flight = 0  # submitted and not yet released
+        self._peak = 0  # recent highest in-flight count: how many callers to expect
         self.batches = 0  # commits made: batch sizes show in benchmarks as items / batches
 
     def submit(self, item: ItemT) -> ResultT:
@@ -109,6 +116,8 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                 )
                 self._thread.start()
             self._queue.append(slot)
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
             if self._idle:
                 self._work.notify()
 
@@ -131,8 +140,15 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                     self._idle = False
                 if not self._queue:  # closed and drained
                     return
+                gather = len(self._queue) < self._peak * 3 // 4 and not self._closed
+            if gather:
+                # The callers of the last batch are still coming back: wait a moment so they
+                # share this commit instead of the next one (callers alternate otherwise).
+                time.sleep(_GATHER_S)
+            with self._work:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._peak = max(len(batch), self._peak * 7 // 8)  # forget old concurrency
             self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[_Slot[ItemT, ResultT]]) -> None:
@@ -152,7 +168,9 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                     slot.error = outcome
                 else:
                     slot.result = outcome
-        self.batches += 1
+        with self._work:
+            self.batches += 1
+            self._in_flight -= len(batch)
         for slot in batch:
             if slot.on_done is None:
                 slot.released.release()
