@@ -125,26 +125,38 @@ def _append_postgres(
     """
     head: Head | _Unknown = known
     for _ in range(tries):
-        rows = [] if head is UNKNOWN else build(head)  # type: ignore[arg-type]
-        expect_seq, expect_hash = (-1, None) if head is UNKNOWN else _expect(head)  # type: ignore[arg-type]
+        expect: tuple[int | None, bytes | None]
+        if isinstance(head, _Unknown):  # learn the head: nothing matches seq -1
+            rows, expect = [], (-1, None)
+        else:
+            rows, expect = build(head), _expect(head)
         with driver.pipeline(), driver.cursor() as cursor:
             cursor.execute(
                 _APPEND,
-                (expect_seq, expect_hash, *(list(column) for column in _columns(rows))),
+                (*expect, *(list(column) for column in _columns(rows))),
             )
             driver.commit()
             appended, seq, digest = cursor.fetchone()
         if appended:
             return rows, False
-        head = None if seq is None else (int(seq), bytes(digest))
+        head = _as_head((seq, digest))
     with driver.cursor() as cursor:
-        found = cursor.execute("SELECT seq, leaf_hash FROM govex_ledger_lock_head()").fetchone()
-        locked = None if found is None or found[0] is None else (int(found[0]), bytes(found[1]))
-        rows = build(locked)
+        rows = build(
+            _as_head(
+                cursor.execute("SELECT seq, leaf_hash FROM govex_ledger_lock_head()").fetchone()
+            )
+        )
         with cursor.copy(_COPY) as copy:
             copy.write(_copy_text(rows))
     driver.commit()
     return rows, tries > 0
+
+
+def _as_head(row: tuple[Any, Any] | None) -> Head:
+    """Private: a ``(seq, leaf_hash)`` row as the head; no row, or NULLs, is an empty ledger."""
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), bytes(row[1])
 
 
 def _expect(head: Head) -> tuple[int | None, bytes | None]:
@@ -173,8 +185,7 @@ def _append_sqlite(driver: Any, build: Callable[[Head], list[EntryRow]]) -> list
     """Private: the SQLite batch under ``BEGIN IMMEDIATE`` (the connection is in autocommit)."""
     driver.execute("BEGIN IMMEDIATE")
     try:
-        found = driver.execute(_HEAD).fetchone()
-        rows = build(None if found is None else (int(found[0]), bytes(found[1])))
+        rows = build(_as_head(driver.execute(_HEAD).fetchone()))
         driver.executemany(_SQLITE_INSERT, rows)
         driver.execute("COMMIT")
     except BaseException:

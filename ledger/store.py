@@ -63,9 +63,10 @@ from ledger.errors import (
     SchemaNotCurrent,
 )
 from ledger.group_commit import GroupCommitter
-from ledger.merkle import EMPTY_ROOT, leaf_hash
+from ledger.merkle import leaf_hash
 from ledger.migrate import LEDGER_SCHEMA, check_current, head_revision, upgrade
 from ledger.sql_session import WRITE_OPTION, prepare_engine, storage_error
+from ledger.tlog_proof import TlogProof
 from ledger.tree import MerkleTree
 from ledger.verify import ChainVerifier, LedgerReport
 
@@ -360,6 +361,15 @@ class LedgerStore:
             _within(new_size, tree.size)
             return tree.consistency_proof(old_size, new_size)
 
+    def tlog_proof(self, seq: int, checkpoint: StoredCheckpoint) -> TlogProof:
+        """The C2SP tlog-proof of entry ``seq`` in ``checkpoint``'s tree (its bytes as extra)."""
+        return TlogProof(
+            extra=self.get_leaf_input(seq),
+            index=seq,
+            proof=tuple(self.inclusion_proof(seq, checkpoint.size)),
+            checkpoint=checkpoint.note,
+        )
+
     # -- checkpoints -----------------------------------------------------------------------
 
     def add_checkpoint(
@@ -471,7 +481,7 @@ def _check_stored_checkpoints(pending: list[StoredCheckpoint], verifier: ChainVe
     """Private: compare (and drop) the checkpoints of the size ``verifier`` has reached."""
     while pending and pending[0].size == verifier.size:
         checkpoint = pending.pop(0)
-        computed = verifier.report().root if verifier.size else EMPTY_ROOT
+        computed = verifier.report().root  # EMPTY_ROOT for size 0
         if computed != checkpoint.root:
             raise LedgerVerifyError(
                 seq=max(checkpoint.size - 1, 0),

@@ -24,21 +24,30 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class InclusionProof:
-    """Entry ``seq`` (its stored bytes) is in the tree of the signed ``checkpoint`` of ``size``."""
+    """Entry ``seq`` (its stored bytes) is in the tree of the signed checkpoint of ``size``."""
 
-    seq: int
     size: int
-    leaf_input: bytes
-    proof: tuple[bytes, ...]
-    checkpoint: str
+    proof_file: TlogProof  # the entry's leaf input as its extra data
+
+    @property
+    def seq(self) -> int:
+        return self.proof_file.index
+
+    @property
+    def leaf_input(self) -> bytes:
+        return self.proof_file.extra or b""  # always set: the store puts the entry there
+
+    @property
+    def proof(self) -> tuple[bytes, ...]:
+        return self.proof_file.proof
+
+    @property
+    def checkpoint(self) -> str:
+        return self.proof_file.checkpoint
 
     def tlog_proof(self) -> str:
-        """The C2SP tlog-proof text, the entry's leaf input as its extra data."""
-        return format_tlog_proof(
-            TlogProof(
-                extra=self.leaf_input, index=self.seq, proof=self.proof, checkpoint=self.checkpoint
-            )
-        )
+        """The C2SP tlog-proof text."""
+        return format_tlog_proof(self.proof_file)
 
 
 def latest_checkpoint(runtime: Runtime) -> StoredCheckpoint:
@@ -74,11 +83,7 @@ def inclusion_proof(runtime: Runtime, seq: int, size: int | None = None) -> Incl
             where=f"seq {seq}",
         )
     return InclusionProof(
-        seq=seq,
-        size=checkpoint.size,
-        leaf_input=runtime.ledger.get_leaf_input(seq),
-        proof=tuple(runtime.ledger.inclusion_proof(seq, checkpoint.size)),
-        checkpoint=checkpoint.note,
+        size=checkpoint.size, proof_file=runtime.ledger.tlog_proof(seq, checkpoint)
     )
 
 

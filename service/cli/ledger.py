@@ -185,7 +185,7 @@ def ledger_prove(
     none covers the entry.
     """
     from ledger.errors import LedgerError  # noqa: PLC0415
-    from ledger.tlog_proof import TlogProof, format_tlog_proof  # noqa: PLC0415
+    from ledger.tlog_proof import format_tlog_proof  # noqa: PLC0415
 
     if (seq is None) == (packet is None):
         usage("give SEQ or --packet PACKET_ID (one of them)")
@@ -193,12 +193,7 @@ def ledger_prove(
     try:
         target = seq if seq is not None else _packet_issued_seq(store, packet or "")
         stored = _proof_checkpoint(store, target, size, key_file)
-        proof = TlogProof(
-            extra=store.get_leaf_input(target),
-            index=target,
-            proof=tuple(store.inclusion_proof(target, stored.size)),
-            checkpoint=stored.note,
-        )
+        proof = store.tlog_proof(target, stored)
     except LedgerError as exc:
         fail(exc)
     finally:
