@@ -6,13 +6,14 @@ connection and transaction objects for every batch. A batch is:
 
 - PostgreSQL, one round trip: ``govex_ledger_append(...)`` (a function from
   the migrations) takes the transaction-scoped advisory lock, checks that the
-  rows chain to the head this appender last wrote, and inserts them; the
-  ``COMMIT`` goes in the same pipeline. When another process appended in
-  between, it inserts nothing and returns the real head: the rows are rebuilt
-  on it and sent again. After a few such misses the batch takes the lock
-  first (``govex_ledger_lock_head()``), reads the head and uses ``COPY``.
-  The advisory lock orders appends across every process and is released by
-  the commit.
+  rows chain to the head this appender last wrote, and inserts them. The
+  connection is in autocommit, so that one statement is its own transaction:
+  committed (durably, ``synchronous_commit`` on) before its reply arrives.
+  When another process appended in between, it inserts nothing and returns
+  the real head: the rows are rebuilt on it and sent again. After a few such
+  misses the batch takes the lock first (``govex_ledger_lock_head()``) in an
+  explicit transaction, reads the head and uses ``COPY``. The advisory lock
+  orders appends across every process and is released by the commit.
 - SQLite: ``BEGIN IMMEDIATE`` (the write lock), the head query, one
   ``executemany``, ``COMMIT`` (``synchronous=FULL``: durable).
 
@@ -72,7 +73,7 @@ class Appender:
         """Lock, read the head, insert ``build(head)`` and commit; return the rows inserted."""
         try:
             if self._raw is None:
-                self._raw = self._engine.raw_connection()
+                self._raw = self._checkout()
             driver = self._raw.driver_connection
             if self._postgres:
                 tries = 0 if self._lock_first > 0 else _OPTIMISTIC_TRIES
@@ -90,6 +91,13 @@ class Appender:
             self._head = (rows[-1][0], rows[-1][4])
         return rows
 
+    def _checkout(self) -> Any:  # noqa: ANN401 - SQLAlchemy's pooled DBAPI connection
+        """Private: a pooled connection for appends; autocommit on PostgreSQL (see ``_APPEND``)."""
+        raw: Any = self._engine.raw_connection()
+        if self._postgres:
+            raw.driver_connection.autocommit = True
+        return raw
+
     def _discard(self) -> None:
         """Private: roll back and drop the connection; the next batch starts on a fresh one."""
         raw, self._raw = self._raw, None
@@ -102,6 +110,8 @@ class Appender:
         raw, self._raw = self._raw, None
         if raw is not None:
             with contextlib.suppress(Exception):
+                if self._postgres:  # back in the pool, it must behave like its peers
+                    raw.driver_connection.autocommit = False
                 raw.close()
 
 
@@ -117,8 +127,8 @@ def _append_postgres(
     process appends too: the caller then locks first for a while).
 
     ``govex_ledger_append`` (see the migrations) checks the head under the
-    append lock and inserts only rows that chain to it; the COMMIT goes in the
-    same pipeline. When another process appended meanwhile, it returns the
+    append lock and inserts only rows that chain to it, in a transaction of
+    its own (autocommit). When another process appended meanwhile, it returns the
     real head, and the rows are rebuilt on it and sent again, a few times;
     then, under heavy contention, the batch takes the lock first and reads the
     head (three round trips, never refused).
@@ -130,17 +140,16 @@ def _append_postgres(
             rows, expect = [], (-1, None)
         else:
             rows, expect = build(head), _expect(head)
-        with driver.pipeline(), driver.cursor() as cursor:
-            cursor.execute(
-                _APPEND,
-                (*expect, *(list(column) for column in _columns(rows))),
-            )
-            driver.commit()
-            appended, seq, digest = cursor.fetchone()
+        # The connection is in autocommit: this one statement is its own transaction,
+        # committed (durably) before the reply comes back.
+        with driver.cursor() as cursor:
+            appended, seq, digest = cursor.execute(
+                _APPEND, (*expect, *(list(column) for column in _columns(rows)))
+            ).fetchone()
         if appended:
             return rows, False
         head = _as_head((seq, digest))
-    with driver.cursor() as cursor:
+    with driver.transaction(), driver.cursor() as cursor:
         rows = build(
             _as_head(
                 cursor.execute("SELECT seq, leaf_hash FROM govex_ledger_lock_head()").fetchone()
@@ -148,7 +157,6 @@ def _append_postgres(
         )
         with cursor.copy(_COPY) as copy:
             copy.write(_copy_text(rows))
-    driver.commit()
     return rows, tries > 0
 
 

@@ -5,8 +5,10 @@ output of ``json.dumps``. (``catalog`` has its own twin: the two packages do
 not import each other.)
 
 :func:`jcs` is a fast encoder for the values a ledger entry holds, and
-:func:`jcs_reference` is ``rfc8785.dumps``, the reference it must equal. The
-fast path handles exact ``None``, ``bool``, ``int``, ``float``, ``str``,
+:func:`jcs_reference` is ``rfc8785.dumps``, the reference it must equal. A
+document of exact containers, ASCII keys and no floats (a typical entry body)
+goes to orjson, whose output for exactly those values is JCS. Otherwise the
+Python path handles exact ``None``, ``bool``, ``int``, ``float``, ``str``,
 ``list``, ``tuple`` and ``dict`` values itself, and hands every other value
 (an ``IntEnum``, a ``dict`` subclass, a type JSON lacks) to ``rfc8785``. It
 never decides a refusal on its own: when anything goes wrong (a non-finite
@@ -29,6 +31,7 @@ import math
 from json.encoder import encode_basestring
 from typing import Any, Final
 
+import orjson
 import rfc8785
 
 from ledger.errors import CanonicalizationError
@@ -46,6 +49,14 @@ _KEY_MEMO_CAP: Final = 4096
 _KEY_MEMO_MAX_LEN: Final = 128
 
 
+# orjson writes exactly JCS for the documents _is_plain admits: strings escaped as RFC 8785
+# says, integers within 2**53 (it raises beyond), literals, and members sorted by UTF-8
+# bytes, which is UTF-16 order for ASCII keys. Property tests pin it to rfc8785.
+_ORJSON_JCS: Final = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
 class _Deferred(Exception):
     """Private: the fast path declines a value; the reference encodes it or raises."""
 
@@ -59,6 +70,11 @@ def jcs(obj: Any, where: str = "") -> bytes:  # noqa: ANN401 - any JSON value
     nesting too deep for the interpreter (a cycle). The error is the one
     :func:`jcs_reference` raises for the same value.
     """
+    try:
+        if type(obj) is dict and _is_plain(obj):
+            return orjson.dumps(obj, option=_ORJSON_JCS)
+    except Exception:  # noqa: BLE001, S110 - a big integer, a lone surrogate, deep nesting: below
+        pass
     try:
         return _encode_value(obj).encode("utf-8")
     except Exception:  # noqa: BLE001 - every failure is the reference's to decide and report
@@ -83,6 +99,34 @@ def jcs_reference(obj: Any, where: str = "") -> bytes:  # noqa: ANN401 - any JSO
             f"cannot canonicalize {where or 'document'}: nested too deeply (or a cycle)",
             where=where,
         ) from exc
+
+
+def _is_plain(container: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+    """Private: whether ``container`` holds only what orjson writes as JCS.
+
+    That is exact ``dict`` (ASCII ``str`` keys), ``list`` and ``tuple``
+    containers around exact ``str``, ``int``, ``bool`` and ``None``. Anything
+    else (a float, whose text orjson lays out differently; a subclass; a
+    non-ASCII key) sends the document to :func:`_encode_value`. A cycle
+    recurses until the interpreter's limit: the caller's failure path refuses it.
+    """
+    if type(container) is dict:
+        for key in container:
+            if type(key) is not str or not key.isascii():
+                return False
+        values: Any = container.values()
+    else:
+        values = container
+    for value in values:
+        kind = type(value)
+        if kind is str or kind is int or value is None or value is True or value is False:
+            continue  # an integer beyond 2**53 makes orjson raise (OPT_STRICT_INTEGER)
+        if kind is dict or kind is list or kind is tuple:
+            if not _is_plain(value):
+                return False
+        else:
+            return False
+    return True
 
 
 def _encode_value(value: Any) -> str:  # noqa: ANN401, PLR0911 - one flat dispatch on exact types

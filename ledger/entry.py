@@ -79,11 +79,8 @@ def format_ts(moment: datetime) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidTimestamp(f"naive datetime {moment.isoformat()} has no timezone", where="ts")
-    u = moment.astimezone(UTC)
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
-        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
-    )
+    # isoformat of a UTC time with explicit microseconds: "YYYY-MM-DDTHH:MM:SS.ffffff+00:00".
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> datetime:

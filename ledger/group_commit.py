@@ -12,8 +12,9 @@ waits.
 
 The queue lock is held only to queue or take items, never while committing:
 no caller waits on a lock across an fsync, only for its own result. Each
-caller waits on a lock of its own that is released exactly once, the
-cheapest hand-off CPython has.
+calling thread waits on a lock of its own that is released exactly once, the
+cheapest hand-off CPython has; the coroutines of one event loop are settled
+together, with one wake-up of their loop per batch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -46,8 +47,8 @@ class _Slot(Generic[ItemT, ResultT]):
     item: ItemT
     result: ResultT | None = None
     error: BaseException | None = None
-    released: threading.Lock = field(default_factory=_held_lock)
-    on_done: Callable[[_Slot[ItemT, ResultT]], None] | None = None  # instead of ``released``
+    released: threading.Lock | None = None  # a thread waits on it (held until released)
+    future: asyncio.Future[ResultT] | None = None  # a coroutine waits (``released`` is None)
 
 
 class CommitterClosed(RuntimeError):
@@ -85,24 +86,18 @@ class GroupCommitter(Generic[ItemT, ResultT]):
 
     def submit(self, item: ItemT) -> ResultT:
         """Queue ``item``, wait until a commit holding it returns, and give back its result."""
-        slot: _Slot[ItemT, ResultT] = _Slot(item)
+        released = _held_lock()
+        slot: _Slot[ItemT, ResultT] = _Slot(item, released=released)
         self._enqueue(slot)
-        slot.released.acquire()
+        released.acquire()
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]  # ResultT may itself admit None
 
     async def submit_async(self, item: ItemT) -> ResultT:
         """:meth:`submit` for a coroutine: the event loop keeps running while the batch commits."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[ResultT] = loop.create_future()
-
-        def settle(done: _Slot[ItemT, ResultT]) -> None:  # on the committer thread
-            # A caller that gave up may have closed its loop: nobody is left to tell.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, future, done.result, done.error)
-
-        self._enqueue(_Slot(item, on_done=settle))
+        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Slot(item, released=None, future=future))
         return await future
 
     def _enqueue(self, slot: _Slot[ItemT, ResultT]) -> None:
@@ -153,6 +148,14 @@ class GroupCommitter(Generic[ItemT, ResultT]):
 
     def _commit_batch(self, batch: list[_Slot[ItemT, ResultT]]) -> None:
         """Private: commit ``batch`` (no lock held) and release each of its callers."""
+        self._settle_outcomes(batch)
+        with self._work:
+            self.batches += 1
+            self._in_flight -= len(batch)
+        _release(batch)
+
+    def _settle_outcomes(self, batch: list[_Slot[ItemT, ResultT]]) -> None:
+        """Private: run ``commit`` on ``batch`` and record each slot's result or error."""
         try:
             results = self._commit([slot.item for slot in batch])
             if len(results) != len(batch):
@@ -168,23 +171,31 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                     slot.error = outcome
                 else:
                     slot.result = outcome
-        with self._work:
-            self.batches += 1
-            self._in_flight -= len(batch)
-        for slot in batch:
-            if slot.on_done is None:
-                slot.released.release()
-            else:
-                slot.on_done(slot)
 
 
-def _resolve(
-    future: asyncio.Future[ResultT], result: ResultT | None, error: BaseException | None
-) -> None:
-    """Private, on the event loop: settle ``future`` unless its caller gave up on it."""
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)  # type: ignore[arg-type]
+def _release(batch: list[_Slot[ItemT, ResultT]]) -> None:
+    """Private: wake each caller of a committed ``batch``: threads directly, coroutines by loop."""
+    waiting: dict[asyncio.AbstractEventLoop, list[_Slot[ItemT, ResultT]]] = {}
+    for slot in batch:
+        if slot.released is not None:
+            slot.released.release()
+        elif slot.future is not None:
+            waiting.setdefault(slot.future.get_loop(), []).append(slot)
+    # One wake-up per event loop for the whole batch: each call_soon_threadsafe writes to
+    # the loop's self-pipe and wakes it, which cost more than the rest of the hand-off.
+    for loop, slots in waiting.items():
+        # A caller that gave up may have closed its loop: nobody is left to tell.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, slots)
+
+
+def _settle(slots: list[_Slot[ItemT, ResultT]]) -> None:
+    """Private, on the event loop: settle each slot's future unless its caller gave up on it."""
+    for slot in slots:
+        future = slot.future
+        if future is None or future.cancelled():
+            continue
+        if slot.error is not None:
+            future.set_exception(slot.error)
+        else:
+            future.set_result(slot.result)  # type: ignore[arg-type]  # ResultT may admit None

@@ -158,6 +158,36 @@ def test_jcs_equals_rfc8785_on_json_values(value: Any) -> None:
     _assert_same_as_rfc8785(jcs_reference, value)
 
 
+# Documents of the orjson path: exact containers, no floats, ASCII keys; any text (lone
+# surrogates too) and any integer, so orjson's own refusals are exercised as well.
+plain_keys = st.one_of(
+    st.text(st.characters(max_codepoint=0x7F), max_size=8), st.sampled_from("ab\x00\x7f")
+)
+plain_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), integers, texts),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(plain_keys, children, max_size=6),
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=600)
+@given(value=st.dictionaries(plain_keys, plain_values, max_size=8))
+def test_plain_documents_take_the_orjson_path_and_equal_rfc8785(value: dict[str, Any]) -> None:
+    assert canonical._is_plain(value)
+    _assert_same_as_rfc8785(jcs, value)
+
+
+def test_a_float_or_a_non_ascii_key_leaves_the_orjson_path() -> None:
+    assert not canonical._is_plain({"a": [1, {"b": 1.0}]})
+    assert not canonical._is_plain({"a": {"\u00e9": 1}})
+    assert not canonical._is_plain({"a": [Name("x")]})
+    assert jcs({"a": [1, {"b": 1.0}], "\u00e9": 1e21}) == b'{"a":[1,{"b":1}],"\xc3\xa9":1e+21}'
+
+
 @settings(max_examples=300)
 @given(value=unusual_values)
 def test_jcs_equals_rfc8785_on_subclasses_odd_keys_and_non_json_types(value: Any) -> None:

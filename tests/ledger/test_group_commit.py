@@ -323,3 +323,31 @@ def test_an_async_caller_whose_loop_closed_does_not_stop_the_committer(
     assert mate.result == "r:mate"
     assert committer.submit("later") == "r:later"
     committer.close()
+
+
+def test_a_batch_of_coroutines_wakes_their_event_loop_once() -> None:
+    commit = GatedCommit()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    wake_ups: list[int] = []
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            wake_ups.append(len(commit.batches))
+            return call_soon_threadsafe(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+        first = asyncio.create_task(committer.submit_async("first"))
+        await _until(commit.entered.is_set)
+        rest = [asyncio.create_task(committer.submit_async(f"i{n}")) for n in range(12)]
+        await _until(lambda: len(committer._queue) == 12)
+        commit.gate.set()
+        return [await first, *await asyncio.gather(*rest)]
+
+    results = asyncio.run(scenario())
+    assert results == ["r:first", *(f"r:i{n}" for n in range(12))]
+    assert [len(batch) for batch in commit.batches] == [1, 12]
+    assert wake_ups == [1, 2]  # one hand-off per committed batch, not one per coroutine
+    committer.close()
