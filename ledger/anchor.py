@@ -29,7 +29,7 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ledger.chain_scan import ChainScanner
+from ledger.chain_scan import ChainScanner, ScanReport
 from ledger.errors import LedgerForked, LedgerTruncated
 from ledger.merkle import leaf_hash, verify_consistency
 from ledger.tree import MerkleTree
@@ -140,6 +140,41 @@ def verify_anchored(
         raise LedgerTruncated(size=verifier.size, checkpoint_size=pending[-1].size)
     return AnchoredReport(
         chain=verifier.report(),
+        anchor=matched[-1] if matched else None,
+        matched=tuple(checkpoint.size for checkpoint in matched),
+    )
+
+
+def anchor_scan(scanned: ScanReport, checkpoints: Iterable[Checkpoint] = ()) -> AnchoredReport:
+    """Anchor a finished scan (:func:`ledger.export_scan.scan_export`) to trusted checkpoints.
+
+    The scan must carry the root at each checkpoint's size it reached (its
+    ``root_sizes``). Same verdicts, in the same order, as :func:`verify_anchored`
+    on the same entries: the first checkpoint (smallest first) whose root the
+    entries do not give is a :class:`~ledger.errors.LedgerForked`; entries
+    ending before the largest checkpoint are a :class:`~ledger.errors.LedgerTruncated`.
+    """
+    matched: list[Checkpoint] = []
+    pending = _trusted_in_order(checkpoints)
+    for checkpoint in pending:
+        if checkpoint.size > scanned.size:
+            raise LedgerTruncated(size=scanned.size, checkpoint_size=pending[-1].size)
+        calculated = scanned.root if checkpoint.size == scanned.size else None
+        calculated = scanned.roots.get(checkpoint.size, calculated)
+        if calculated is None:
+            raise ValueError(f"the scan carries no root at tree size {checkpoint.size}")
+        if not hmac.compare_digest(calculated, checkpoint.root):
+            raise LedgerForked(
+                start=matched[-1].size if matched else 0,
+                stop=checkpoint.size,
+                expected=checkpoint.root,
+                calculated=calculated,
+            )
+        matched.append(checkpoint)
+    return AnchoredReport(
+        chain=LedgerReport(
+            size=scanned.size, root=scanned.root, head_leaf_hash=scanned.head_leaf_hash
+        ),
         anchor=matched[-1] if matched else None,
         matched=tuple(checkpoint.size for checkpoint in matched),
     )

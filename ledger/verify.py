@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from ledger.canonical import jcs
+from ledger.chain import LedgerReport, broken_link
 from ledger.entry import ZERO_PREV, Entry, explain
 from ledger.errors import CanonicalizationError, LedgerVerifyError
 from ledger.merkle import RootBuilder, leaf_hash
@@ -35,20 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 CHECKS = ("json", "canonical", "schema", "seq", "prev")
-
-
-class LedgerReport(BaseModel):
-    """What a verified stream proves: its size, its RFC 9162 root and its last leaf hash."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    size: int
-    root: bytes
-    head_leaf_hash: bytes | None  # None for an empty ledger
-
-    @property
-    def root_hex(self) -> str:
-        return self.root.hex()
+__all__ = ["CHECKS", "ChainVerifier", "LedgerReport", "broken_link", "verify_entries"]
 
 
 class _DuplicateKeyError(ValueError):
@@ -106,22 +94,6 @@ def parse_leaf_input(data: bytes, *, seq: int) -> Entry:
         return Entry.model_validate(obj)
     except ValidationError as exc:
         raise LedgerVerifyError(seq=seq, check="schema", detail=explain(exc)) from exc
-
-
-def broken_link(seq: int, prev: str, expected: str) -> LedgerVerifyError:
-    """The error for entry ``seq`` whose ``prev`` is not ``expected`` (place rules above)."""
-    if seq == 0:
-        return LedgerVerifyError(
-            seq=0, check="prev", detail=f"entry 0 has prev {prev}, want 64 zeros"
-        )
-    return LedgerVerifyError(
-        seq=seq - 1,
-        check="prev",
-        detail=(
-            f"entry {seq} has prev {prev} but leaf_hash(entry {seq - 1}) is "
-            f"{expected}: entry {seq - 1} was altered, or entry {seq}'s prev was"
-        ),
-    )
 
 
 class ChainVerifier:

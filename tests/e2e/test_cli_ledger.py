@@ -303,6 +303,54 @@ def test_a_recomputed_export_is_a_fork_between_the_matching_and_mismatching_chec
     assert "seq 7 is the first missing" in err
 
 
+def _noncanonical(lines: list[bytes], start: int) -> list[bytes]:
+    """Export lines with entry ``start``'s body re-spaced (not JCS), later prevs relinked."""
+    out = lines[:start]
+    prev = leaf_hash(out[-1][:-1]).hex()
+    for offset, line in enumerate(lines[start:]):
+        data = line[:-1]
+        if offset == 0:
+            data = data.replace(b'{"body":{', b'{"body":{ ', 1)
+        obj = json.loads(data)
+        if offset:
+            obj["prev"] = prev
+            data = leaf_input(Entry.model_validate(obj))
+        prev = leaf_hash(data).hex()
+        out.append(data + b"\n")
+    return out
+
+
+def test_full_adds_canonical_form_and_schema_to_what_the_default_checks(
+    world: Settings, tmp_path: Path
+) -> None:
+    _call(world)
+    export = tmp_path / "ledger.jsonl"
+    _run(["ledger", "export", "--out", str(export)], _env(world))
+    spaced = tmp_path / "spaced.jsonl"
+    spaced.write_bytes(b"".join(_noncanonical(export.read_bytes().splitlines(keepends=True), 2)))
+    code, out, _ = _run(["ledger", "verify", "--export", str(spaced)])
+    assert code == 0
+    assert "checked per entry: JSON, seq, prev, tree (FORMATS section 3)" in out
+    code, _, err = _run(["ledger", "verify", "--export", str(spaced), "--full"])
+    assert code == 1
+    assert "seq 2" in err
+    assert "check=canonical" in err
+    code, out, _ = _run(["ledger", "verify", "--export", str(export), "--full"])
+    assert code == 0
+    assert "checked per entry: JSON, canonical form, schema, seq, prev, tree" in out
+
+
+def test_full_and_jobs_are_for_exports_and_exclude_each_other(world: Settings) -> None:
+    code, _, err = _run(["ledger", "verify", "--full"], _env(world))
+    assert (code, "--full and --jobs apply to an export" in err) == (2, True)
+    code, _, err = _run(["ledger", "verify", "--jobs", "2"], _env(world))
+    assert (code, "--full and --jobs apply to an export" in err) == (2, True)
+    code, _, err = _run(["ledger", "verify", "--export", "x.jsonl", "--full", "--jobs", "2"])
+    assert (code, "--full verifies in one process" in err) == (2, True)
+    code, _, err = _run(["ledger", "verify", "--export", "x.jsonl", "--jobs", "0"])
+    assert code == 2
+
+
 def test_a_checkpoint_file_that_does_not_verify_with_the_key_is_refused_by_name(
     world: Settings, keys: Keys, tmp_path: Path
 ) -> None:

@@ -144,3 +144,38 @@ def test_fast_anchored_verification_finds_what_the_full_one_finds() -> None:
         assert (forked.value.start, forked.value.stop) == (4, 8)
         with pytest.raises(LedgerTruncated):
             verify_anchored(honest[:6], trusted, fast=fast)
+
+
+@pytest.mark.parametrize(
+    ("body", "offset"),
+    [
+        # offsets in the line: 8 bytes of {"body": and then the body's own
+        pytest.param(b'{"call_id":"c3","reason":"policy deny",}', 8 + 38, id="trailing-comma"),
+        pytest.param(b'{"call_id":"c3","reason":"policy \xff"}', 8 + 33, id="not-utf8"),
+        pytest.param(b'{"call_id":"c3","reason":NaN}', 8 + 25, id="nan"),
+        pytest.param(b'{"call_id":"c3"}{"reason":"x"}', 8 + 16, id="two-objects"),
+    ],
+)
+def test_a_body_that_is_not_one_json_object_is_named_with_its_offset(
+    body: bytes, offset: int
+) -> None:
+    lines = _denied(6)
+    tail = lines[3].rindex(b',"kind":"')
+    lines[3] = b'{"body":' + body + lines[3][tail:]
+    with pytest.raises(LedgerVerifyError) as caught:
+        scan_chain(lines)
+    assert (caught.value.seq, caught.value.check) == (3, "json")
+    assert caught.value.detail.startswith("body is not one JSON object: ")
+    assert caught.value.detail.endswith(f"at byte {offset} of the line")
+
+
+def test_a_duplicate_top_level_member_cannot_hide_in_the_body() -> None:
+    # A line that some parsers read with an earlier "prev" (first wins) and others with the
+    # tail's (last wins): the body part is no longer one JSON object, so it is refused.
+    lines = _denied(4)
+    tail = lines[2].rindex(b',"kind":"')
+    body_end = lines[2].rindex(b"}", 0, tail)
+    forged = lines[2][: body_end + 1] + b',"prev":"' + b"1" * 64 + b'"' + lines[2][tail:]
+    with pytest.raises(LedgerVerifyError) as caught:
+        scan_chain([*lines[:2], forged, lines[3]])
+    assert (caught.value.seq, caught.value.check) == (2, "json")
