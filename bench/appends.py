@@ -55,11 +55,11 @@ class Mode:
     label: str
     threads: int = 0
     tasks: int = 0
-    processes: int = 0  # when set, ``threads`` threads in each process
+    processes: int = 0  # when set, ``threads`` threads (or ``tasks`` tasks) in each process
 
     @property
     def callers(self) -> int:
-        return max(self.threads, 1) * max(self.processes, 1) if not self.tasks else self.tasks
+        return (self.tasks or max(self.threads, 1)) * max(self.processes, 1)
 
 
 ONE = Mode("1 caller (a thread calling append)", threads=1)
@@ -68,6 +68,11 @@ TASKS = Mode(f"{CALLERS} asyncio tasks awaiting append_async", tasks=CALLERS)
 PROCESS_THREADS = Mode(
     f"{PROCESSES} processes x {CALLERS // PROCESSES} threads calling append",
     threads=CALLERS // PROCESSES,
+    processes=PROCESSES,
+)
+PROCESS_TASKS = Mode(
+    f"{PROCESSES} processes x {CALLERS // PROCESSES} asyncio tasks awaiting append_async",
+    tasks=CALLERS // PROCESSES,
     processes=PROCESSES,
 )
 
@@ -202,7 +207,7 @@ def _run_threads(
 
 
 def _run_tasks(
-    store: LedgerStore, tasks: int, seconds: float
+    store: LedgerStore, tasks: int, seconds: float, tag: str = "A"
 ) -> tuple[float, float, array[int], array[int]]:
     """Private: ``tasks`` coroutines on one event loop for ``seconds``."""
     latencies = [array("q") for _ in range(tasks)]
@@ -212,7 +217,7 @@ def _run_tasks(
         start = time.monotonic()
         await asyncio.gather(
             *(
-                _async_calls(store, f"01A{i:02d}", start + seconds, latencies[i], seqs[i])
+                _async_calls(store, f"01{tag}{i:02d}", start + seconds, latencies[i], seqs[i])
                 for i in range(tasks)
             )
         )
@@ -226,17 +231,21 @@ def _process_main(
     url: str,
     index: int,
     threads: int,
+    tasks: int,
     seconds: float,
     barrier: Any,  # noqa: ANN401 - a multiprocessing Barrier
     results: Any,  # noqa: ANN401 - a multiprocessing Queue
 ) -> None:
-    """A spawned process: its own store on ``url``, ``threads`` callers, results to the parent."""
+    """A spawned process: its own store on ``url``, its callers, results to the parent."""
     store = LedgerStore.open(url, migrate=False)
     try:
         store.size()  # connected before the clock starts
         barrier.wait()
         commits, cpu = store.group_commits, time.process_time()
-        start, end, latencies, seqs = _run_threads(store, threads, seconds, f"P{index}T")
+        if tasks:
+            start, end, latencies, seqs = _run_tasks(store, tasks, seconds, f"P{index}A")
+        else:
+            start, end, latencies, seqs = _run_threads(store, threads, seconds, f"P{index}T")
         cpu = time.process_time() - cpu
         commits = store.group_commits - commits
         results.put((start, end, commits, cpu, latencies.tobytes(), seqs.tobytes()))
@@ -248,14 +257,16 @@ def _process_main(
 
 
 def _run_processes(
-    url: str, processes: int, threads: int, seconds: float
+    url: str, processes: int, threads: int, tasks: int, seconds: float
 ) -> tuple[float, float, int, float, array[int], array[int]]:
-    """Private: ``processes`` spawned processes of ``threads`` callers each, on one database."""
+    """Private: ``processes`` spawned processes of ``threads`` (or ``tasks``) callers each."""
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     barrier = context.Barrier(processes)
     results = context.Queue()
     workers = [
-        context.Process(target=_process_main, args=(url, i, threads, seconds, barrier, results))
+        context.Process(
+            target=_process_main, args=(url, i, threads, tasks, seconds, barrier, results)
+        )
         for i in range(processes)
     ]
     for worker in workers:
@@ -297,7 +308,7 @@ def measure(url: str, mode: Mode, target: int | None, seconds: float = SECONDS) 
         base = store.size()
         if mode.processes:
             start, end, commits, cpu, latencies, seqs = _run_processes(
-                url, mode.processes, mode.threads, seconds
+                url, mode.processes, mode.threads, mode.tasks, seconds
             )
         else:
             before, cpu = store.group_commits, time.process_time()
@@ -446,7 +457,10 @@ def postgres_section(seconds: float = SECONDS) -> tuple[str, str, str]:
         settings = postgres_settings(server.create_database("settings"))
         print("PostgreSQL appends", flush=True)
         runs = run_all(
-            server.create_database, [ONE, THREADS, TASKS, PROCESS_THREADS], POSTGRES_TARGET, seconds
+            server.create_database,
+            [ONE, THREADS, TASKS, PROCESS_THREADS, PROCESS_TASKS],
+            POSTGRES_TARGET,
+            seconds,
         )
     finally:
         server.stop()

@@ -91,7 +91,16 @@ def describe(work: Path) -> dict[str, str]:
     fsync_p50, fsync_p99 = fsync_latency_ms(work)
     versions = ", ".join(
         f"{name} {metadata.version(name)}"
-        for name in ("sqlalchemy", "psycopg", "blake3", "rfc8785", "pydantic", "fastapi")
+        for name in (
+            "sqlalchemy",
+            "psycopg",
+            "blake3",
+            "rfc8785",
+            "orjson",
+            "pysimdjson",
+            "pydantic",
+            "fastapi",
+        )
     )
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),

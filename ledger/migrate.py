@@ -112,13 +112,19 @@ def check_current(engine: Engine, schema: Schema) -> None:
 
 
 def service_grants(
-    role: str, schemas: tuple[Schema, ...], *, writable: tuple[str, ...] = ()
+    role: str,
+    schemas: tuple[Schema, ...],
+    *,
+    writable: tuple[str, ...] = (),
+    operational: tuple[str, ...] = (),
 ) -> list[str]:
     """PostgreSQL GRANTs of the documented deployment for service ``role``.
 
     Every table of ``schemas`` gets SELECT and INSERT only, except those named
-    in ``writable`` (the rebuildable call index), which also get UPDATE; the
-    version tables get SELECT. Never UPDATE, DELETE or TRUNCATE on the ledger.
+    in ``writable`` (the rebuildable call index), which also get UPDATE, and
+    in ``operational`` (leases: state, not evidence), which also get UPDATE
+    and DELETE; the version tables get SELECT. Never UPDATE, DELETE or
+    TRUNCATE on the ledger.
     """
     if not role.isidentifier():
         raise ValueError(f"role name {role!r} must be a plain SQL identifier")
@@ -126,6 +132,10 @@ def service_grants(
     for schema in schemas:
         statements.append(f"GRANT SELECT ON {schema.version_table} TO {role}")
         for table in schema.tables:
-            rights = "SELECT, INSERT, UPDATE" if table in writable else "SELECT, INSERT"
+            rights = "SELECT, INSERT"
+            if table in operational:
+                rights = "SELECT, INSERT, UPDATE, DELETE"
+            elif table in writable:
+                rights = "SELECT, INSERT, UPDATE"
             statements.append(f"GRANT {rights} ON {table} TO {role}")
     return statements

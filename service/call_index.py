@@ -25,9 +25,9 @@ SERVICE_SCHEMA = Schema(
     name="service",
     scripts=Path(__file__).parent / "migrations",
     version_table="govex_service_version",
-    tables=("govex_calls",),
+    tables=("govex_calls", "govex_leases"),
 )
-"""The service's own tables (the call index), migrated like the ledger's."""
+"""The service's own tables (the call index, leases), migrated like the ledger's."""
 
 # Table description for queries; the DDL lives in service/migrations.
 _metadata = MetaData()

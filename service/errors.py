@@ -8,10 +8,15 @@
     ├── SourceUnavailable           a source the entry names is not configured or cannot open
     ├── QueryFailed                 the engine refused or failed the statement
     ├── QueryTimedOut               the engine stopped the statement at its deadline
+    ├── CommandSpecInvalid          a command spec that cannot run safely (``where``: its field)
+    ├── CommandRefused              a command not started: a refused value or executable (``where``)
+    │   └── ExecutableMismatch      the executable's SHA-256 is not the pinned one (path, digests)
+    ├── CommandFailed               a checked command could not start, or its output not be written
     ├── StartupRefused              the runtime cannot start (seal mismatch, bad keys file, ...)
     ├── ConfigurationError          settings that cannot work
     ├── SigningKeyMissing           a checkpoint is needed but no ledger signing key is configured
     ├── OutOfRange                  a seq or tree size the ledger (or its checkpoints) does not hold
+    ├── LeaseUnavailable            every run slot of a lease scope is held (scope, limit, retry)
     └── CallBlocked                 refused before it ran, ledgered as call.denied (cause, seq)
 
 Errors of ``catalog`` (inputs, seal, SQL rules), ``ledger`` (verification) and
@@ -76,6 +81,39 @@ class QueryTimedOut(ServiceError):
         self.timeout_ms = timeout_ms
 
 
+class CommandSpecInvalid(ServiceError):
+    """A command specification refused when it is built; ``where`` names the field.
+
+    For example an embedded placeholder (``args[2]``), a relative executable, a malformed
+    pin, a bad environment name or a limit that is not positive (``limits.cpu_seconds``).
+    """
+
+
+class CommandRefused(ServiceError):
+    """The command was not started; ``where`` names the parameter(s) or the executable path.
+
+    A parameter value the template refuses (option-looking, missing, unknown, NUL byte, not
+    representable), or an executable that is missing, not a regular file or not executable.
+    """
+
+
+class ExecutableMismatch(CommandRefused):
+    """The executable's SHA-256 differs from the digest pinned at seal time; nothing ran."""
+
+    def __init__(self, *, path: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"executable {path} has sha256 {actual}, but the seal pins sha256 {expected}",
+            where=path,
+        )
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+
+
+class CommandFailed(ServiceError):
+    """A command that passed its checks could not be started, or its output not be written."""
+
+
 class StartupRefused(ServiceError):
     """The runtime refuses to start."""
 
@@ -96,6 +134,31 @@ class SigningKeyMissing(ServiceError):
 
 class OutOfRange(ServiceError):
     """A proof asked for a seq or tree size outside what the ledger or its checkpoint holds."""
+
+
+class LeaseUnavailable(ServiceError):
+    """Every run slot of ``scope`` is held: the call is ``blocked`` (FORMATS §6), to retry later.
+
+    ``scope`` is an entry id, or ``<entry id>|<resource key>``; ``held`` live
+    leases against ``max_concurrent`` (it may exceed a lowered limit), and the
+    earliest of them expires in ``retry_after_s`` seconds (at least 1, rounded up).
+    """
+
+    def __init__(
+        self, scope: str, max_concurrent: int, retry_after_s: int, *, held: int | None = None
+    ) -> None:
+        entry, _, resource = scope.partition("|")
+        where = f"entry {entry!r}" + (f" (resource {resource!r})" if resource else "")
+        held = max_concurrent if held is None else held
+        super().__init__(
+            f"lease unavailable for {where}: {held} of {max_concurrent} runs in progress; "
+            f"retry in {retry_after_s} s",
+            where=scope,
+        )
+        self.scope = scope
+        self.max_concurrent = max_concurrent
+        self.held = held
+        self.retry_after_s = retry_after_s
 
 
 class CallBlocked(ServiceError):

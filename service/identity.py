@@ -27,7 +27,7 @@ class Principal(BaseModel):
     id: str
     roles: tuple[str, ...]
     tenant: str
-    auth_method: Literal["api_key"]
+    auth_method: Literal["api_key", "jwt"]
     key_id: str
 
 

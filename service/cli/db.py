@@ -64,7 +64,10 @@ def db_grants(
 
     try:
         statements = service_grants(
-            role, (LEDGER_SCHEMA, SERVICE_SCHEMA), writable=("govex_calls",)
+            role,
+            (LEDGER_SCHEMA, SERVICE_SCHEMA),
+            writable=("govex_calls",),
+            operational=("govex_leases",),
         )
     except ValueError as exc:
         usage(f"--role: {exc}")

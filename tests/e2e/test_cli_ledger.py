@@ -170,7 +170,11 @@ def test_db_upgrade_migrates_both_schemas_once_and_grants_name_every_table(
     assert "GRANT SELECT, INSERT ON ledger_entries TO govex_service;" in grants
     assert "GRANT SELECT, INSERT ON ledger_checkpoints TO govex_service;" in grants
     assert "GRANT SELECT, INSERT, UPDATE ON govex_calls TO govex_service;" in grants
-    assert not any("DELETE" in g or "TRUNCATE" in g for g in grants)
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON govex_leases TO govex_service;" in grants
+    # DELETE only on leases (operational state, released by deleting), TRUNCATE nowhere
+    assert [g for g in grants if "DELETE" in g or "TRUNCATE" in g] == [
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON govex_leases TO govex_service;"
+    ]
     assert _run(["db", "grants", "--role", "x; DROP TABLE y"])[0] == 2
 
 
@@ -187,6 +191,7 @@ def test_db_upgrade_and_grants_on_postgresql_leave_the_service_role_append_only(
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT count(*) FROM ledger_entries")).scalar_one()
             conn.execute(sa.text("SELECT count(*) FROM govex_calls")).scalar_one()
+            conn.execute(sa.text("DELETE FROM govex_leases WHERE scope = 'none'"))
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), engine.begin() as c:
             c.execute(sa.text("UPDATE ledger_entries SET kind = kind"))
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), engine.begin() as c:

@@ -103,6 +103,13 @@ SAMPLES: dict[type[Exception], Exception] = {
     service_errors.SourceUnavailable: service_errors.SourceUnavailable("gone"),
     service_errors.QueryFailed: service_errors.QueryFailed("syntax"),
     QueryTimedOut: QueryTimedOut("late", timeout_ms=10),
+    service_errors.LeaseUnavailable: service_errors.LeaseUnavailable("a.b", 2, 31),
+    service_errors.CommandSpecInvalid: service_errors.CommandSpecInvalid("bad", where="args[0]"),
+    service_errors.CommandRefused: service_errors.CommandRefused("option", where="name"),
+    service_errors.ExecutableMismatch: service_errors.ExecutableMismatch(
+        path="/bin/x", expected="0" * 64, actual="1" * 64
+    ),
+    service_errors.CommandFailed: service_errors.CommandFailed("exec failed"),
     service_errors.StartupRefused: service_errors.StartupRefused("seal"),
     service_errors.ConfigurationError: service_errors.ConfigurationError("bad"),
     service_errors.SigningKeyMissing: service_errors.SigningKeyMissing(),
@@ -158,6 +165,12 @@ def test_each_error_maps_to_a_problem_and_an_exit_code(exc: Exception) -> None:
         pytest.param(SAMPLES[PolicyDenied], 403, "policy_denied", 4, id="policy-blocked"),
         pytest.param(SAMPLES[UnknownEntry], 404, "unknown_entry", 4, id="unknown-entry-blocked"),
         pytest.param(SAMPLES[QueryTimedOut], 504, "timed_out", 3, id="timed-out"),
+        pytest.param(
+            SAMPLES[service_errors.LeaseUnavailable], 429, "lease_unavailable", 4, id="lease"
+        ),
+        pytest.param(
+            SAMPLES[service_errors.ExecutableMismatch], 409, "executable_mismatch", 4, id="exe"
+        ),
         pytest.param(
             SAMPLES[service_errors.QueryFailed], 502, "query_failed", 2, id="error-running"
         ),
