@@ -139,7 +139,7 @@ def bench_calls(work: Path) -> dict[str, str]:
         ledger_key_file=None,  # no checkpoints signed here (`make` exports the demo key's path)
     )
     runtime = build_runtime(settings)
-    alice = runtime.keyring.authenticate("Bearer gvx-demo-alice", runtime.clock())
+    alice = runtime.auth.authenticate("Bearer gvx-demo-alice", runtime.clock())
     small = CallRequest(entry="orders.by_customer", params={"tenant": "acme", "customer_id": 48})
     count = 100
     seconds, _ = _timed(

@@ -5,7 +5,8 @@ callable, checks everything (structure, ids, parameters, the static SQL
 check, command templates) and reports ALL problems at once, each naming the
 file, line where knowable, entry and key. :func:`load_catalog_dir`,
 :func:`read_seal` and :func:`write_seal` are the only functions here that
-touch the file system.
+touch the file system, with :func:`read_executable_file`, the file-system reader that pins
+a command's executable.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tomllib
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,7 @@ from catalog.model import CommandEntry, Engine, QueryEntry, ResolvedCatalog, Sea
 from catalog.resolve import Problem, from_validation, resolve_command, resolve_query
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
 CATALOG_FILE = "catalog.toml"
@@ -35,6 +37,7 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOP_LEVEL_KEYS = ("catalog", "sources", "query", "command")
 _ARRAYS = ("query", "command")
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+_READ_BLOCK = 1 << 20
 
 
 class _RawHeader(BaseModel):
@@ -92,12 +95,19 @@ class _Problems:
 
 
 def parse_catalog(
-    toml_text: str, read_sql: Callable[[str], bytes], *, source_name: str = CATALOG_FILE
+    toml_text: str,
+    read_sql: Callable[[str], bytes],
+    *,
+    source_name: str = CATALOG_FILE,
+    read_executable: Callable[[str], Iterable[bytes]] | None = None,
 ) -> ResolvedCatalog:
-    """Parse and check a catalog; pure apart from calling ``read_sql``.
+    """Parse and check a catalog; pure apart from calling ``read_sql`` and ``read_executable``.
 
     ``read_sql(path)`` returns the bytes of a catalog-relative SQL path and
-    may raise ``OSError`` or ``ValueError``. Raises :class:`CatalogLoadError`
+    may raise ``OSError`` or ``ValueError``. ``read_executable(path)`` yields the
+    bytes of a command's absolute ``argv[0]``, which are pinned by their SHA-256;
+    ``None`` means :func:`read_executable_file` (the file system: an executable is a
+    file of the host, not of the catalog folder). Raises :class:`CatalogLoadError`
     or :class:`SqlRejected` for a single problem, :class:`CatalogErrors` for
     several (every problem found, in file order).
     """
@@ -118,7 +128,14 @@ def parse_catalog(
     for array in _ARRAYS:
         for index, raw in enumerate(_tables(doc, array, problems)):
             entry = _entry(
-                raw, array, index, engines=engines, read_sql=read_sql, problems=problems, seen=seen
+                raw,
+                array,
+                index,
+                engines=engines,
+                read_sql=read_sql,
+                read_executable=read_executable or read_executable_file,
+                problems=problems,
+                seen=seen,
             )
             if entry is not None:
                 entries.append(entry)
@@ -134,13 +151,14 @@ def parse_catalog(
     raise problems.errors[0] if len(problems.errors) == 1 else CatalogErrors(problems.errors)
 
 
-def _entry(
+def _entry(  # noqa: PLR0913 - the readers and collectors, all keyword-only
     raw: Mapping[str, object],
     array: str,
     index: int,
     *,
     engines: Mapping[str, Engine],
     read_sql: Callable[[str], bytes],
+    read_executable: Callable[[str], Iterable[bytes]],
     problems: _Problems,
     seen: dict[str, str],
 ) -> QueryEntry | CommandEntry | None:
@@ -159,7 +177,7 @@ def _entry(
         query, found = resolve_query(raw, engines, read_sql)
         problems.extend(found, entry=label, array=array, index=index)
         return query
-    command, found = resolve_command(raw)
+    command, found = resolve_command(raw, read_executable)
     problems.extend(found, entry=label, array=array, index=index)
     return command
 
@@ -231,6 +249,25 @@ def load_catalog_dir(path: Path) -> ResolvedCatalog:
         return target.read_bytes()
 
     return parse_catalog(text, read_sql, source_name=CATALOG_FILE)
+
+
+def read_executable_file(path: str) -> Iterator[bytes]:
+    """Yield the bytes of the executable at ``path`` in blocks (I/O), following links as exec does.
+
+    Raises ``OSError`` when it cannot be opened or read, ``ValueError`` when it is not a
+    regular file or has no execute permission. ``O_NONBLOCK`` keeps a FIFO from blocking.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError("not a regular file")
+        if not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+            raise ValueError("no execute permission")
+        while block := os.read(fd, _READ_BLOCK):
+            yield block
+    finally:
+        os.close(fd)
 
 
 def read_seal(path: Path) -> Seal:

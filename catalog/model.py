@@ -32,6 +32,14 @@ SEAL_FORMAT = "govex.seal/v1"
 DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_BYTES = 1_073_741_824
+_MIB = 1024 * 1024
+DEFAULT_MAX_STDERR_BYTES = _MIB
+DEFAULT_CPU_SECONDS = 30
+DEFAULT_MEMORY_BYTES = 1024 * _MIB
+DEFAULT_FILE_SIZE_BYTES = 64 * _MIB
+DEFAULT_OPEN_FILES = 64
+SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -81,6 +89,20 @@ class Claim(BaseModel):
     surface: Literal["exhaustive", "scoped"]
 
 
+class LeaseSpec(BaseModel):
+    """At most ``max_concurrent`` runs of the entry at once (per value of ``resource_param``).
+
+    A run holds its lease for the entry's timeout plus ``grace_ms``; a holder
+    that crashed is reclaimed once that passes.
+    """
+
+    model_config = _FROZEN
+
+    max_concurrent: int = Field(ge=1, le=10_000)
+    resource_param: str | None = None
+    grace_ms: int = Field(default=5_000, ge=0, le=3_600_000)
+
+
 class _EntryBase(BaseModel):
     model_config = _FROZEN
 
@@ -95,6 +117,7 @@ class _EntryBase(BaseModel):
     requires_approval: bool = False
     tenant_scoped: bool = False
     tenant_param: str | None = None
+    lease: LeaseSpec | None = None
 
 
 class QueryEntry(_EntryBase):
@@ -114,17 +137,39 @@ def default_exit_codes() -> dict[str, ExitVerdict]:
     return {"0": "ran_clean"}
 
 
+class CommandLimits(BaseModel):
+    """Resource limits a command runs under (set in the child before exec), with defaults.
+
+    ``cpu_seconds`` of CPU time, ``memory_bytes`` of address space, ``file_size_bytes`` per
+    file written (in its working folder), ``open_files`` descriptors.
+    """
+
+    model_config = _FROZEN
+
+    cpu_seconds: int = Field(default=DEFAULT_CPU_SECONDS, ge=1, le=86_400)
+    memory_bytes: int = Field(default=DEFAULT_MEMORY_BYTES, ge=16 * _MIB, le=64 * 1024 * _MIB)
+    file_size_bytes: int = Field(default=DEFAULT_FILE_SIZE_BYTES, ge=1, le=DEFAULT_MAX_BYTES)
+    open_files: int = Field(default=DEFAULT_OPEN_FILES, ge=4, le=65_536)
+
+
 class CommandEntry(_EntryBase):
     """A non-mutating command: ``argv`` template with ``{param}`` whole-item placeholders.
 
     ``exit_codes`` maps decimal exit codes to verdicts; unmapped codes mean
-    ``error_running``.
+    ``error_running``. ``executable_sha256`` pins ``argv[0]`` (read when the catalog is
+    loaded, so the seal covers the executable's bytes). ``env`` names the variables passed
+    from the service's environment (nothing else is); stdout is capped at ``max_bytes``,
+    stderr at ``max_stderr_bytes``.
     """
 
     kind: Literal["command"] = "command"
     argv: tuple[str, ...] = Field(min_length=1)
+    executable_sha256: str = Field(pattern=SHA256_HEX_PATTERN)
     mutating: Literal[False] = False
     exit_codes: dict[str, ExitVerdict] = Field(default_factory=default_exit_codes)
+    env: tuple[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], ...] = ()
+    max_stderr_bytes: int = Field(default=DEFAULT_MAX_STDERR_BYTES, ge=0, le=DEFAULT_MAX_BYTES)
+    limits: CommandLimits = Field(default_factory=CommandLimits)
 
 
 Entry = Annotated[QueryEntry | CommandEntry, Field(discriminator="kind")]

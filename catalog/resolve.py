@@ -9,6 +9,7 @@ structure; the resolved models are in :mod:`catalog.model`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -21,11 +22,14 @@ from catalog.errors import CatalogError, CatalogLoadError, SqlRejected
 from catalog.model import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
+    DEFAULT_MAX_STDERR_BYTES,
     DEFAULT_TIMEOUT_MS,
     Claim,
     CommandEntry,
+    CommandLimits,
     Engine,
     ExitVerdict,
+    LeaseSpec,
     ParamSpec,
     ParamType,
     QueryEntry,
@@ -35,12 +39,16 @@ from catalog.params import ValueRefused, coerce_value
 from catalog.sqlcheck import Rejected, check_sql
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
 _PARAM_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _EXIT_CODE = re.compile(r"0|[1-9][0-9]{0,2}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Never passed to a command: the service's own settings (a source URL may hold a password)
+# and the dynamic loader's variables (they decide what code the executable runs).
+_RESERVED_ENV_PREFIXES = ("GOVEX_", "LD_")
 _MAX_EXIT_CODE = 255
 _SHOWN_CHARS = 40
 _NUMERIC = (ParamType.integer, ParamType.number)
@@ -93,6 +101,7 @@ class _RawEntry(BaseModel):
     requires_approval: bool = False
     tenant_scoped: bool = False
     tenant_param: str | None = None
+    lease: LeaseSpec | None = None
 
 
 class _RawQuery(_RawEntry):
@@ -106,6 +115,9 @@ class _RawCommand(_RawEntry):
     argv: list[str] = Field(min_length=1)
     mutating: bool
     exit_codes: dict[str, ExitVerdict] = Field(default_factory=default_exit_codes)
+    env: list[str] = Field(default_factory=list)
+    max_stderr_bytes: int = Field(default=DEFAULT_MAX_STDERR_BYTES, ge=0, le=DEFAULT_MAX_BYTES)
+    limits: CommandLimits = Field(default_factory=CommandLimits)
 
 
 def from_validation(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[Problem]:
@@ -173,13 +185,20 @@ def resolve_query(
         source=q.source, engine=engine, sql_file=q.sql, sql=sql, params=params,
         timeout_ms=q.timeout_ms, max_rows=q.max_rows, max_bytes=q.max_bytes, tags=tuple(q.tags),
         sensitive=q.sensitive, requires_approval=q.requires_approval,
-        tenant_scoped=q.tenant_scoped, tenant_param=q.tenant_param,
+        tenant_scoped=q.tenant_scoped, tenant_param=q.tenant_param, lease=q.lease,
         claim=Claim(expect=q.claim.expect, surface=q.claim.surface) if q.claim else None,
     )  # fmt: skip
 
 
-def resolve_command(raw: Mapping[str, object]) -> tuple[CommandEntry | None, Found]:
-    """Check one ``[[command]]`` table: argv template, exit codes, ``mutating = false``."""
+def resolve_command(
+    raw: Mapping[str, object], read_executable: Callable[[str], Iterable[bytes]]
+) -> tuple[CommandEntry | None, Found]:
+    """Check one ``[[command]]`` table: argv template, exit codes, ``mutating = false``, env.
+
+    Pins the executable: ``read_executable(argv[0])`` yields its bytes (it may raise
+    ``OSError`` or ``ValueError``: missing, not a regular file, not executable), and their
+    SHA-256 becomes ``executable_sha256``, so the entry digest and the seal cover it.
+    """
     try:
         c = _RawCommand.model_validate(raw)
     except ValidationError as exc:
@@ -190,17 +209,54 @@ def resolve_command(raw: Mapping[str, object]) -> tuple[CommandEntry | None, Fou
     if c.mutating:
         found.append(Problem(("mutating",), "must be false: govex runs only non-mutating commands"))
     _argv(c.argv, c.params, found)
+    pin = _pin_executable(c.argv[0], read_executable, found)
     for code in c.exit_codes:
         if not _EXIT_CODE.fullmatch(code) or int(code) > _MAX_EXIT_CODE:
             found.append(Problem(("exit_codes", code), "exit code must be a decimal 0..255"))
-    if found or params is None:
+    _env(c.env, found)
+    if found or params is None or pin is None:
         return None, found
     return _build(found, CommandEntry, id=c.id, title=c.title, description=c.description,
-        argv=tuple(c.argv), params=params, timeout_ms=c.timeout_ms, max_bytes=c.max_bytes,
-        exit_codes=dict(c.exit_codes), tags=tuple(c.tags), sensitive=c.sensitive,
-        requires_approval=c.requires_approval, tenant_scoped=c.tenant_scoped,
-        tenant_param=c.tenant_param,
+        argv=tuple(c.argv), executable_sha256=pin, params=params, timeout_ms=c.timeout_ms,
+        max_bytes=c.max_bytes, exit_codes=dict(c.exit_codes), env=tuple(c.env),
+        max_stderr_bytes=c.max_stderr_bytes, limits=c.limits, tags=tuple(c.tags),
+        sensitive=c.sensitive, requires_approval=c.requires_approval,
+        tenant_scoped=c.tenant_scoped, tenant_param=c.tenant_param, lease=c.lease,
     )  # fmt: skip
+
+
+def _pin_executable(
+    path: str, read_executable: Callable[[str], Iterable[bytes]], found: Found
+) -> str | None:
+    """SHA-256 (hex) of the executable at ``path``; ``None`` and a problem when unreadable.
+
+    A path ``_argv`` already refuses (relative, placeholder) is not read.
+    """
+    if not path.startswith("/") or any(c in path for c in "{}\x00"):
+        return None
+    digest = hashlib.sha256()
+    try:
+        for block in read_executable(path):
+            digest.update(block)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        found.append(Problem(("argv", "0"), f"argv[0] {path} cannot be pinned: {reason}"))
+        return None
+    return digest.hexdigest()
+
+
+def _env(names: Sequence[str], found: Found) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        key = ("env", str(i))
+        if not _ENV_NAME.fullmatch(name):
+            found.append(Problem(key, f"not an environment variable name: {_show(name)}"))
+        elif name.upper().startswith(_RESERVED_ENV_PREFIXES):
+            reserved = ", ".join(f"{p}*" for p in _RESERVED_ENV_PREFIXES)
+            found.append(Problem(key, f"{name} is reserved ({reserved} never reach a command)"))
+        elif name in seen:
+            found.append(Problem(key, f"{name} is listed twice"))
+        seen.add(name)
 
 
 def _build(found: Found, model: type[_Model], **fields: object) -> tuple[_Model | None, Found]:
@@ -238,6 +294,9 @@ def _tenancy(raw: _RawEntry, found: Found) -> None:
         found.append(Problem(("tenant_param",), "only allowed with tenant_scoped = true"))
     if raw.tenant_param is not None and raw.tenant_param not in raw.params:
         found.append(Problem(("tenant_param",), f"names undeclared parameter {raw.tenant_param!r}"))
+    key = raw.lease.resource_param if raw.lease is not None else None
+    if key is not None and key not in raw.params:
+        found.append(Problem(("lease", "resource_param"), f"names undeclared parameter {key!r}"))
 
 
 def _argv(argv: Sequence[str], params: Mapping[str, _RawParam], found: Found) -> None:

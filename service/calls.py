@@ -23,20 +23,25 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from catalog.digest import DigestSet
 from catalog.errors import CatalogError
-from catalog.model import QueryEntry
+from catalog.model import CommandEntry, Entry, QueryEntry
 from ledger.entry import format_ts
 from ledger.errors import LedgerError
+from service.command_call import CommandOutcome, run_into_packet
 from service.context import call_id_var
 from service.contract import CallContract, CallRequest, prepare_contract
 from service.errors import (
     CallBlocked,
     CatalogNotRunnable,
+    CommandRefused,
+    CommandSpecInvalid,
+    LeaseUnavailable,
     PolicyDenied,
     QueryFailed,
     QueryTimedOut,
@@ -44,14 +49,18 @@ from service.errors import (
 )
 from service.identity import Principal
 from service.ids import new_ulid
+from service.leases import Lease
 from service.packets.build import PacketBuilder, StagedPacket
 from service.packets.errors import PacketBuildError
 from service.packets.manifest import Claim, LedgerRef, ServiceRef
-from service.packets.tables import TableWritten
-from service.policy import Action, entry_entity
+from service.packets.tables import BlobWritten, TableWritten
+from service.policy import Action, approval_context, entry_entity
 from service.problems import problem_code
+from service.run_command import check_executable, spec_for_entry
+from service.run_postgres import is_exhaustive, run_postgres_query
 from service.run_sql import run_query
 from service.runtime import Runtime
+from service.sources import PostgresSource, resolve_source
 from service.verdicts import Verdict
 
 _log = structlog.get_logger("govex.calls")
@@ -92,7 +101,8 @@ def execute(
     """Run (or dry-run) ``request`` for ``principal`` under a Call Contract.
 
     Raises :class:`CallBlocked` for every refusal (unknown entry, seal mismatch,
-    bad inputs, policy deny), after ledgering it. Engine failures and timeouts are
+    bad inputs, policy deny, a value a command's argv refuses, a command's executable
+    changed since the seal, lease unavailable), after ledgering it. Engine failures and timeouts are
     not exceptions: they come back as a result with their verdict.
     ``inputs_from_text`` says the inputs are command-line strings, to be converted
     by the entry's parameter types.
@@ -103,11 +113,112 @@ def execute(
         contract = _contract_or_blocked(
             runtime, principal, request, call_id, request_id, inputs_from_text
         )
+        _check_executable(runtime, contract, principal, request)
         if contract.mode == "dry_run":
+            _check_lease(runtime, contract, principal, request)
             return CallResult(call_id=call_id, contract=contract)
-        return _run(runtime, contract)
+        lease, contract = _take_lease(runtime, contract, principal, request)
+        try:
+            return _run(runtime, contract)
+        finally:
+            if lease is not None:
+                _release(runtime, lease)
     finally:
         call_id_var.reset(token)
+
+
+def _check_lease(
+    runtime: Runtime, contract: CallContract, principal: Principal, request: CallRequest
+) -> None:
+    """A dry run: refuse (ledgered, as a run would be) when no lease is free; take none."""
+    terms = contract.lease
+    if terms is None:
+        return
+    refusal = runtime.leases.check(
+        terms.scope, max_concurrent=terms.max_concurrent, now=runtime.clock()
+    )
+    if refusal is not None:
+        raise _deny(
+            runtime,
+            refusal,
+            contract.call_id,
+            principal,
+            request,
+            request_id=contract.request_id,
+            contract=contract,
+        )
+
+
+def _take_lease(
+    runtime: Runtime, contract: CallContract, principal: Principal, request: CallRequest
+) -> tuple[Lease | None, CallContract]:
+    """Hold the entry's lease before anything runs; the contract then names it.
+
+    A full gate is a refusal like a policy deny: ledgered as ``call.denied``,
+    raised as :class:`CallBlocked` (HTTP 429 with the lease's Retry-After).
+    """
+    terms = contract.lease
+    if terms is None:
+        return None, contract
+    try:
+        lease = runtime.leases.acquire(
+            terms.scope,
+            contract.call_id,
+            max_concurrent=terms.max_concurrent,
+            ttl=timedelta(milliseconds=terms.ttl_ms),
+            now=runtime.clock(),
+        )
+    except LeaseUnavailable as exc:
+        raise _deny(
+            runtime,
+            exc,
+            contract.call_id,
+            principal,
+            request,
+            request_id=contract.request_id,
+            contract=contract,
+        ) from None
+    held = terms.model_copy(
+        update={"lease_id": lease.lease_id, "expires_at": format_ts(lease.expires_at)}
+    )
+    return lease, contract.model_copy(update={"lease": held})
+
+
+def _release(runtime: Runtime, lease: Lease) -> None:
+    """Give the lease back; a failure only delays the slot until the lease expires."""
+    try:
+        if not runtime.leases.release(lease):
+            _log.warning("lease.reclaimed_before_release", scope=lease.scope)
+    except LedgerError as exc:
+        _log.warning("lease.release_failed", scope=lease.scope, error=type(exc).__name__)
+
+
+def _check_executable(
+    runtime: Runtime, contract: CallContract, principal: Principal, request: CallRequest
+) -> None:
+    """A command's executable must match its pin before the call starts (a dry run too).
+
+    A changed, missing or non-executable file is a refusal (``call.denied``, then
+    :class:`CallBlocked`): the call never starts. The runner checks the file again when it
+    runs it; a change in between ends the started call as ``blocked``.
+    """
+    if contract.command is None:
+        return
+    entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
+    if not isinstance(entry, CommandEntry):  # a command contract names a command entry
+        return
+    try:
+        check_executable(spec_for_entry(entry))
+    except (CommandRefused, CommandSpecInvalid) as exc:
+        raise _deny(
+            runtime,
+            exc,
+            contract.call_id,
+            principal,
+            request,
+            request_id=contract.request_id,
+            contract=contract,
+        ) from None
 
 
 def _contract_or_blocked(
@@ -127,7 +238,7 @@ def _contract_or_blocked(
             request_id=request_id,
             from_text=inputs_from_text,
         )
-    except (CatalogError, CatalogNotRunnable) as exc:
+    except (CatalogError, CatalogNotRunnable, CommandRefused, CommandSpecInvalid) as exc:
         raise _deny(
             runtime, exc, call_id, principal, request, request_id=request_id, contract=None
         ) from exc
@@ -137,7 +248,11 @@ def _contract_or_blocked(
         principal,
         action,
         entry_entity(entry),
-        {"mode": request.mode, "tenant_relation": contract.tenant_relation},
+        {
+            "mode": request.mode,
+            "tenant_relation": contract.tenant_relation,
+            "approval": approval_context(entry, None),  # approvals: not built yet, so missing
+        },
     )
     contract = contract.model_copy(update={"policy": decision.record()})
     if not decision.allowed:
@@ -189,18 +304,28 @@ def _deny(
 
 @dataclass(frozen=True)
 class _Ran:
-    """What running the statement gave: a verdict, and the data file when there is one."""
+    """What running the entry gave: a verdict, and the result file when there is one.
+
+    The result file is a query's rows, or a command's stdout (``command`` then says how the
+    command ended; its stderr is a second data file of the packet).
+    """
 
     verdict: Verdict
     duration_ms: int
-    written: TableWritten | None = None
+    written: TableWritten | BlobWritten | None = None
     error: str | None = None
+    command: CommandOutcome | None = None
+
+    @property
+    def complete(self) -> bool | None:
+        """Whether no limit cut the result (``None`` without a result file)."""
+        if self.written is None:
+            return None
+        return self.written.complete and (self.command is None or self.command.complete)
 
 
 def _run(runtime: Runtime, contract: CallContract) -> CallResult:
     entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
-    if not isinstance(entry, QueryEntry):  # prepare_contract refuses commands; keep mypy honest
-        raise CatalogNotRunnable(f"entry {entry.id} is not a query", where=entry.id)
     started_at = runtime.clock()
     # Fail closed: nothing runs unless call.started is durable (an append error goes up).
     started = runtime.ledger.append(
@@ -222,7 +347,11 @@ def _run(runtime: Runtime, contract: CallContract) -> CallResult:
     builder: PacketBuilder | None = None
     try:
         builder = PacketBuilder(runtime.settings.packet_root, new_ulid(started_at))
-        ran = _run_query(runtime, entry, contract, builder)
+        ran = (
+            _run_command(runtime, entry, contract, builder)
+            if isinstance(entry, CommandEntry)
+            else _run_query(runtime, entry, contract, builder)
+        )
         staged = _stage_packet(runtime, contract, entry, started.seq, builder, ran)
     except BaseException:
         # Whatever broke, the call that started is finished in the ledger before the error goes on.
@@ -261,6 +390,16 @@ def _abandon(runtime: Runtime, contract: CallContract, started_seq: int, error: 
         )
 
 
+def _run_command(
+    runtime: Runtime, entry: CommandEntry, contract: CallContract, builder: PacketBuilder
+) -> _Ran:
+    """Run the command; stdout and stderr become the packet's data files (service.command_call)."""
+    t0 = time.monotonic()
+    run = run_into_packet(entry, contract.inputs, builder, base_env=runtime.command_env)
+    elapsed = int((time.monotonic() - t0) * 1000)
+    return _Ran(run.verdict, elapsed, written=run.stdout, error=run.error, command=run.outcome)
+
+
 def _run_query(
     runtime: Runtime, entry: QueryEntry, contract: CallContract, builder: PacketBuilder
 ) -> _Ran:
@@ -271,8 +410,19 @@ def _run_query(
         return int((time.monotonic() - t0) * 1000)
 
     try:
-        source = runtime.source_path(entry.source)
-        with run_query(source, entry.sql, contract.inputs, contract.timeout_ms) as result:
+        source = resolve_source(runtime.settings.sources, entry)
+        opened = (
+            run_postgres_query(
+                source,
+                entry.sql,
+                contract.inputs,
+                contract.timeout_ms,
+                exhaustive=is_exhaustive(entry),
+            )
+            if isinstance(source, PostgresSource)
+            else run_query(source.path, entry.sql, contract.inputs, contract.timeout_ms)
+        )
+        with opened as result:
             written = builder.write_table(
                 path=f"data/result.{contract.output_format}",
                 fmt=contract.output_format,
@@ -302,7 +452,8 @@ def _finish(
     Any of these failing raises before the packet is published.
     """
     record = ran.written.record if ran.written else None
-    complete = ran.written.complete if ran.written else None
+    complete = ran.complete
+    command = {"command": ran.command.record()} if ran.command else {}  # commands only
     finished = runtime.ledger.append(
         "call.finished",
         {
@@ -315,6 +466,7 @@ def _finish(
             "duration_ms": ran.duration_ms,
             "complete": complete,
             "error": ran.error,
+            **command,
         },
         runtime.clock(),
     )
@@ -367,7 +519,7 @@ def _finish(
 def _stage_packet(
     runtime: Runtime,
     contract: CallContract,
-    entry: QueryEntry,
+    entry: Entry,
     started_seq: int,
     builder: PacketBuilder,
     ran: _Ran,
@@ -375,10 +527,16 @@ def _stage_packet(
     """Stage the packet with the whole contract and its outcome; None when nothing to issue."""
     if ran.written is None:
         return None
-    record, complete = ran.written.record, ran.written.complete
-    claim = _claim_verdict(entry, rows=record.rows or 0, complete=complete)
+    record, complete = ran.written.record, ran.complete is True
+    claim = (
+        _claim_verdict(entry, rows=record.rows or 0, complete=complete)
+        if isinstance(entry, QueryEntry)
+        else None
+    )
     # A file cut exactly at max_rows rows was cut by the row limit; fewer means the byte limit.
     cut_by = None if complete else ("max_rows" if record.rows == contract.max_rows else "max_bytes")
+    if ran.command is not None:
+        cut_by = ran.command.cut_by
     outcome: dict[str, Any] = {
         "verdict": ran.verdict.value,
         "exit_code": ran.verdict.exit_code,
@@ -389,6 +547,8 @@ def _stage_packet(
         "duration_ms": ran.duration_ms,
         "started_seq": started_seq,
     }
+    if ran.command is not None:
+        outcome["command"] = ran.command.record()
     staged = builder.finish(
         created_at=runtime.clock(),
         authority_status=contract.authority_status,

@@ -8,6 +8,7 @@ boundary. Policy is decided next, on this contract, before anything touches a so
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.authority import AuthorityStatus
 from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
-from catalog.model import Entry, QueryEntry
+from catalog.model import CommandEntry, CommandLimits, Entry, ExitVerdict
 from catalog.params import bind_inputs
-from service.errors import CatalogNotRunnable
 from service.identity import PLATFORM_TENANT, Principal
+from service.leases import lease_scope
 from service.packets.manifest import CatalogRef, EntryRef
+from service.run_command import BOUNDARY_COMMAND, build_argv, spec_for_entry
+from service.run_postgres import boundary_controls
 from service.run_sql import BOUNDARY_SQLITE
 from service.sealed_catalog import SealedCatalog
 from service.verdicts import Verdict
@@ -55,6 +58,45 @@ class Boundary(BaseModel):
     controls: tuple[str, ...]
 
 
+class LeaseTerms(BaseModel):
+    """The lease a call runs under: its scope and limit, and once taken, which lease until when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scope: str = Field(description="Entry id, or entry id | resource key.")
+    max_concurrent: int
+    ttl_ms: int = Field(description="The entry's timeout plus its grace.")
+    lease_id: str | None = Field(default=None, description="Set once the lease is held.")
+    expires_at: str | None = Field(default=None, description="FORMATS time; set once held.")
+
+
+class CommandTerms(BaseModel):
+    """How a command entry runs; ``None`` in a query's contract.
+
+    The verdict of a finished command follows ``exit_codes`` (the entry's map; a code it
+    does not name, a signal, a timeout or an output flood are not ``ran_clean``), while the
+    contract's ``exit_semantics`` stays the verdict -> CLI exit code table of every call.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    argv: tuple[str, ...] = Field(
+        description="The exact argv: argv[0], then the template with each placeholder "
+        "replaced by one whole argument (no shell)."
+    )
+    executable_sha256: str = Field(
+        description="SHA-256 (hex) of argv[0], pinned by the seal and checked before it runs."
+    )
+    env: tuple[str, ...] = Field(
+        description="Names of the variables passed from the service's environment; no other."
+    )
+    limits: CommandLimits
+    max_stderr_bytes: int = Field(description="Cap of stderr; max_bytes caps stdout.")
+    exit_codes: dict[str, ExitVerdict] = Field(
+        description="Decimal exit code -> verdict; any other exit is error_running."
+    )
+
+
 class CallContract(BaseModel):
     """Who calls, in what mode, with which inputs, under which limits and boundary."""
 
@@ -71,15 +113,18 @@ class CallContract(BaseModel):
     inputs_digest: DigestSet
     tenant_relation: TenantRelation
     timeout_ms: int
-    max_rows: int
-    max_bytes: int
+    max_rows: int | None = Field(description="Row limit of a query; None for a command.")
+    max_bytes: int = Field(description="Byte limit of the result file (a command's stdout).")
     output_format: OutputFormat
     boundary: Boundary
     exit_semantics: dict[str, int] = Field(
         description="Verdict -> CLI exit code (FORMATS section 6)."
     )
-    lease: None = Field(
-        default=None, description="Leases arrive with the contract issue; none is taken yet."
+    lease: LeaseTerms | None = Field(
+        default=None, description="The entry's concurrency lease; None when it has none."
+    )
+    command: CommandTerms | None = Field(
+        default=None, description="How a command entry runs; None for a query."
     )
     policy: dict[str, Any] | None = Field(
         default=None, description="The policy decision, once made."
@@ -91,6 +136,7 @@ class CallContract(BaseModel):
 
 
 EXIT_SEMANTICS = {v.value: v.exit_code for v in Verdict}
+_MAX_LEASE_KEY_CHARS = 128
 
 
 def prepare_contract(
@@ -106,17 +152,25 @@ def prepare_contract(
 
     Raises ``catalog.errors.UnknownEntry``, ``service.errors.CatalogNotRunnable``
     (entry digest differs from the seal) or ``catalog.errors.InputErrors``
-    (every bad parameter named, secret-like values never echoed); command entries
-    are refused with :class:`CatalogNotRunnable` until the command runner lands.
+    (every bad parameter named, secret-like values never echoed); for a command,
+    ``service.errors.CommandRefused`` (a value its argv template refuses, such as one
+    that looks like an option) or ``CommandSpecInvalid``.
     """
     entry, digest = sealed.runnable_entry(request.entry)
     params = dict(request.params)
     relation = _bind_tenant(entry, principal, params)
     inputs = bind_inputs(entry, params, from_text=from_text)
-    if not isinstance(entry, QueryEntry):
-        raise CatalogNotRunnable(
-            f"entry {entry.id} is a command: command entries are sealed but not run yet",
-            where=entry.id,
+    if isinstance(entry, CommandEntry):
+        return _command_contract(
+            sealed,
+            principal,
+            request,
+            entry,
+            digest=digest,
+            inputs=inputs,
+            relation=relation,
+            call_id=call_id,
+            request_id=request_id,
         )
     return CallContract(
         call_id=call_id,
@@ -135,8 +189,78 @@ def prepare_contract(
         max_rows=entry.max_rows,
         max_bytes=entry.max_bytes,
         output_format=request.format,
-        boundary=Boundary(engine=entry.engine, source=entry.source, controls=BOUNDARY_SQLITE),
+        boundary=Boundary(
+            engine=entry.engine,
+            source=entry.source,
+            controls=BOUNDARY_SQLITE if entry.engine == "sqlite" else boundary_controls(entry),
+        ),
         exit_semantics=EXIT_SEMANTICS,
+        lease=_lease_terms(entry, inputs),
+    )
+
+
+def _command_contract(  # noqa: PLR0913 - the parts prepare_contract already checked
+    sealed: SealedCatalog,
+    principal: Principal,
+    request: CallRequest,
+    entry: CommandEntry,
+    *,
+    digest: DigestSet,
+    inputs: dict[str, JsonScalar],
+    relation: TenantRelation,
+    call_id: str,
+    request_id: str | None,
+) -> CallContract:
+    """The contract of a command: the argv is built here, so its refusals come before a run.
+
+    ``output_format`` is the request's, but does not apply: stdout and stderr are kept
+    as the command wrote them.
+    """
+    argv = build_argv(spec_for_entry(entry), inputs)
+    return CallContract(
+        call_id=call_id,
+        request_id=request_id,
+        mode=request.mode,
+        identity=principal,
+        entry=EntryRef(id=entry.id, kind=entry.kind, entry_digest=digest),
+        catalog=CatalogRef(
+            name=sealed.catalog.name, version=sealed.catalog.version, catalog_digest=sealed.digest
+        ),
+        authority_status=sealed.authority,
+        inputs=inputs,
+        inputs_digest=digest_bytes(jcs(inputs, "inputs")),
+        tenant_relation=relation,
+        timeout_ms=entry.timeout_ms,
+        max_rows=None,
+        max_bytes=entry.max_bytes,
+        output_format=request.format,
+        boundary=Boundary(engine="command", source=entry.argv[0], controls=BOUNDARY_COMMAND),
+        exit_semantics=EXIT_SEMANTICS,
+        lease=_lease_terms(entry, inputs),
+        command=CommandTerms(
+            argv=tuple(argv),
+            executable_sha256=entry.executable_sha256,
+            env=entry.env,
+            limits=entry.limits,
+            max_stderr_bytes=entry.max_stderr_bytes,
+            exit_codes=dict(entry.exit_codes),
+        ),
+    )
+
+
+def _lease_terms(entry: Entry, inputs: dict[str, JsonScalar]) -> LeaseTerms | None:
+    """The lease ``entry`` asks for, keyed by its resource parameter's value when it has one."""
+    if entry.lease is None:
+        return None
+    key_param = entry.lease.resource_param
+    value = None if key_param is None else inputs.get(key_param)
+    key = None if value is None else jcs(value, "lease key").decode()
+    if key is not None and len(key) > _MAX_LEASE_KEY_CHARS:  # long values: their digest
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return LeaseTerms(
+        scope=lease_scope(entry.id, key),
+        max_concurrent=entry.lease.max_concurrent,
+        ttl_ms=entry.timeout_ms + entry.lease.grace_ms,
     )
 
 

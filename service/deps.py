@@ -18,11 +18,21 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+# The client whose failures are throttled: the connection's peer address. Behind a reverse
+# proxy that is the proxy (forwarded headers are not trusted: a client could forge them).
+UNKNOWN_CLIENT = "(unknown)"
+
+
 def get_principal(
+    request: Request,
     runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None,
+    authorization: Annotated[
+        str | None, Header(description="Bearer <api key>, or Bearer <JWT> where enabled")
+    ] = None,
 ) -> Principal:
-    return runtime.keyring.authenticate(authorization, runtime.clock())
+    """The caller, through :meth:`Authenticator.authenticate` (throttled per peer address)."""
+    client = request.client.host if request.client is not None else UNKNOWN_CLIENT
+    return runtime.auth.authenticate(authorization, runtime.clock(), client=client)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -2,6 +2,7 @@
 
     ServiceError                    every service-level refusal or failure
     ├── Unauthenticated             no credential, or one that does not verify
+    ├── TooManyAuthFailures         a client failed authentication too often (retry_after_s)
     ├── PolicyDenied                Cedar said no (or could not decide: a deny)
     ├── NotFound                    an unknown call or packet (``kind``, ``ident``)
     ├── CatalogNotRunnable          the catalog entry no longer matches its seal
@@ -38,6 +39,26 @@ class ServiceError(Exception):
 
 class Unauthenticated(ServiceError):
     """No usable credential."""
+
+
+class TooManyAuthFailures(ServiceError):
+    """A client failed authentication ``failures`` times within ``window_s`` seconds.
+
+    Every request from that client is refused, whatever its credential, for
+    ``retry_after_s`` more seconds (at least 1, rounded up). ``client`` is the peer
+    address the failures were counted under; the message does not repeat it.
+    """
+
+    def __init__(self, *, client: str, failures: int, window_s: float, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many failed authentications from this client ({failures} within "
+            f"{window_s:g} s): retry in {retry_after_s} s",
+            where="client",
+        )
+        self.client = client
+        self.failures = failures
+        self.window_s = window_s
+        self.retry_after_s = retry_after_s
 
 
 class PolicyDenied(ServiceError):

@@ -1,22 +1,34 @@
-"""Who is calling: bearer API keys, stored as SHA-256 hashes, resolved to a Principal.
+"""Who is calling, by API key: a bearer token's SHA-256 looked up in the keys file.
 
-The keys file (``govex.keys/v1``) never holds a token, only its hash. The token
-itself never reaches a log, the ledger or a packet: only the key id does.
+The keys file (``govex.keys/v1``, :mod:`service.api_keys`) never holds a token, only
+its hash. The token itself never reaches a log, the ledger or a packet: only the key
+id does. :mod:`service.authenticate` takes the token out of the ``Authorization``
+header and decides whether it goes here or to the JWT verifier.
+
+A keyring loaded from a file follows it: each lookup compares the file's identity
+(device, inode, size, modification time) with the one loaded and reloads on a change,
+so ``govex keys revoke`` and ``govex keys create`` take effect without a restart. A
+file that no longer loads refuses every API key (fail closed) until it is fixed.
 """
 
 from __future__ import annotations
 
-import hashlib
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import structlog
+from pydantic import BaseModel, ConfigDict
 
-from service.errors import StartupRefused, Unauthenticated
+from service.api_keys import KeyRecord, read_keys_file, token_hash
+from service.errors import ConfigurationError, StartupRefused, Unauthenticated
 
 PLATFORM_TENANT = "*"
+
+_log = structlog.get_logger("govex.identity")
+_FileStamp = tuple[int, int, int, int]
 
 
 class Principal(BaseModel):
@@ -31,76 +43,45 @@ class Principal(BaseModel):
     key_id: str
 
 
-class _KeyRecord(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    key_id: str = Field(min_length=1)
-    principal: str = Field(min_length=1)
-    roles: tuple[str, ...]
-    tenant: str = Field(min_length=1)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    expires_at: datetime | None = None
-
-
-class _KeysFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: Literal["govex.keys/v1"]
-    keys: tuple[_KeyRecord, ...]
-
-
-def token_hash(token: str) -> str:
-    """Hex SHA-256 of the token's UTF-8 bytes: what the keys file stores."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class ApiKeyring:
     """API keys by token hash; empty means nobody gets in."""
 
-    def __init__(self, records: Mapping[str, _KeyRecord]) -> None:
+    def __init__(self, records: Mapping[str, KeyRecord], *, path: Path | None = None) -> None:
+        """Keys by token hash; with ``path``, the file they came from, followed on change."""
         self._by_hash = dict(records)
+        self._path = path
+        self._stamp = None if path is None else _stamp(path)
+        self._broken = False
+        self._lock = threading.Lock()
 
     @classmethod
     def from_file(cls, path: Path) -> ApiKeyring:
-        """Load a ``govex.keys/v1`` file; refuse it whole when any record is invalid."""
-        try:
-            parsed = _KeysFile.model_validate_json(path.read_bytes())
-        except OSError as exc:
-            raise StartupRefused(
-                f"cannot read keys file {path}: {exc.strerror}", where=str(path)
-            ) from exc
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            pointer = "/" + "/".join(str(p) for p in first["loc"])
-            raise StartupRefused(
-                f"keys file {path} is invalid at {pointer}: {first['msg']}",
-                where=f"{path}#{pointer}",
-            ) from exc
-        by_hash: dict[str, _KeyRecord] = {}
-        for record in parsed.keys:
-            if record.sha256 in by_hash:
-                raise StartupRefused(
-                    f"keys file {path}: key {record.key_id} is listed twice", where=str(path)
-                )
-            by_hash[record.sha256] = record
-        return cls(by_hash)
+        """Load a ``govex.keys/v1`` file; refuse it whole when any record is invalid.
 
-    def authenticate(self, authorization: str | None, now: datetime) -> Principal:
-        """Resolve an ``Authorization: Bearer <token>`` value to its principal.
-
-        Raises :class:`Unauthenticated` for a missing header, another scheme, an
-        unknown token or an expired key; the message never repeats the token.
+        Raises :class:`StartupRefused` naming the file (and the JSON pointer).
         """
-        if not authorization:
-            raise Unauthenticated("no credential: send 'Authorization: Bearer <api key>'")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("unsupported authorization scheme: use 'Bearer <api key>'")
-        record = self._by_hash.get(token_hash(token.strip()))
+        stamp = _stamp(path)
+        try:
+            parsed = read_keys_file(path)
+        except ConfigurationError as exc:
+            raise StartupRefused(exc.message, where=exc.where) from None
+        keyring = cls({record.sha256: record for record in parsed.keys}, path=path)
+        keyring._stamp = stamp  # the file as read, even if it changed since
+        return keyring
+
+    def verify(self, token: str, now: datetime) -> Principal:
+        """The principal of an API token.
+
+        Raises :class:`Unauthenticated` for an unknown token, a revoked key or an expired
+        one (the message names the key id, never the token), and
+        :class:`ConfigurationError` while the keys file cannot be loaded.
+        """
+        record = self._records().get(token_hash(token))
         if record is None:
-            raise Unauthenticated("unknown API key")
-        if record.expires_at is not None and record.expires_at <= now:
-            raise Unauthenticated(f"API key {record.key_id} expired", where=record.key_id)
+            raise Unauthenticated("unknown API key", where="api_key")
+        status = record.status(now)
+        if status != "active":
+            raise Unauthenticated(f"API key {record.key_id} is {status}", where=record.key_id)
         return Principal(
             id=record.principal,
             roles=record.roles,
@@ -108,3 +89,41 @@ class ApiKeyring:
             auth_method="api_key",
             key_id=record.key_id,
         )
+
+    def _records(self) -> Mapping[str, KeyRecord]:
+        if self._path is None:
+            return self._by_hash
+        stamp = _stamp(self._path)
+        with self._lock:
+            if stamp != self._stamp:
+                self._reload(self._path, stamp)
+            if self._broken:
+                raise ConfigurationError(
+                    "the API keys file cannot be loaded: API keys are refused until an "
+                    "operator fixes it",
+                    where="keys_file",
+                )
+            return self._by_hash
+
+    def _reload(self, path: Path, stamp: _FileStamp | None) -> None:
+        """Replace the keys with the file's; on failure hold none (fail closed); private."""
+        self._stamp = stamp
+        try:
+            parsed = read_keys_file(path)
+        except ConfigurationError as exc:
+            self._by_hash = {}
+            self._broken = True
+            _log.error("keys_file.invalid", detail=exc.message, where=exc.where)
+            return
+        self._by_hash = {record.sha256: record for record in parsed.keys}
+        self._broken = False
+        _log.info("keys_file.reloaded", path=str(path), keys=len(self._by_hash))
+
+
+def _stamp(path: Path) -> _FileStamp | None:
+    """What changes when the file is replaced or rewritten; None when it is gone; private."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -119,6 +119,7 @@ class LeaseGate:
         if engine.dialect.name == "postgresql":
             options["isolation_level"] = "READ COMMITTED"
         self._writer = engine.execution_options(**options)
+        self._reader = engine  # plain reads: no write lock (SQLite) for a dry run's check
 
     def acquire(
         self,
@@ -161,6 +162,29 @@ class LeaseGate:
         if refusal is not None:  # raised after the commit: the reclaim stays done
             raise refusal
         return lease
+
+    def check(self, scope: str, *, max_concurrent: int, now: datetime) -> LeaseUnavailable | None:
+        """Whether a lease of ``scope`` could be taken at ``now``, without taking one (dry runs).
+
+        Read-only: expired leases count as free but are left for the next
+        acquirer to reclaim. Returns the refusal :meth:`acquire` would raise, or None.
+        """
+        _check_text("scope", scope, MAX_SCOPE_CHARS)
+        now_us = _micros(now)
+        table = leases_table
+        try:
+            with self._reader.connect() as conn:
+                held, earliest = conn.execute(
+                    select(func.count(), func.min(table.c.expires_at)).where(
+                        table.c.scope == scope, table.c.expires_at > now_us
+                    )
+                ).one()
+        except DBAPIError as exc:
+            raise storage_error(exc, "check a lease") from exc
+        if held < max_concurrent:
+            return None
+        retry_after_s = max(1, -(-(int(earliest) - now_us) // _US_PER_S))
+        return LeaseUnavailable(scope, max_concurrent, retry_after_s, held=int(held))
 
     def _take(
         self, conn: Connection, lease: Lease, max_concurrent: int, now_us: int

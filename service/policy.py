@@ -27,8 +27,22 @@ SCHEMA_FILE = "govex.cedarschema"
 class Action(StrEnum):
     call = "call"
     dry_run = "dry_run"
+    replay = "replay"
+    unmask = "unmask"
+    approve = "approve"
     read_packet = "read_packet"
     read_ledger = "read_ledger"
+
+
+def approval_context(entry: Entry, state: str | None) -> str:
+    """The ``approval`` a call's policy context carries: ``not_required``, or the state found.
+
+    ``state`` is the approval's classification (``valid``, ``near_expiry``, ...),
+    None when no approval was found: ``missing``.
+    """
+    if not entry.requires_approval:
+        return "not_required"
+    return "missing" if state is None else state
 
 
 @dataclass(frozen=True)

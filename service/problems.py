@@ -54,6 +54,7 @@ from service.errors import (
     SigningKeyMissing,
     SourceUnavailable,
     StartupRefused,
+    TooManyAuthFailures,
     Unauthenticated,
 )
 from service.packets.errors import PacketError
@@ -86,7 +87,19 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
             401,
             "unauthenticated",
             "Authentication required",
-            "Send 'Authorization: Bearer <api key>' with a key the operator issued.",
+            "Send 'Authorization: Bearer <token>': an API key the operator issued or, where "
+            "JWTs are enabled, a token from the configured issuer.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        TooManyAuthFailures,
+        ProblemKind(
+            429,
+            "auth_throttled",
+            "Too many failed authentications",
+            "Wait Retry-After seconds, then send a valid credential; until then every request "
+            "from this client is refused.",
             Verdict.blocked.exit_code,
         ),
     ),
@@ -535,7 +548,7 @@ def problem_errors(exc: BaseException) -> list[dict[str, Any]]:  # noqa: PLR0911
         ] + [{"catalog": field, "change": "changed"} for field in exc.header]
     if isinstance(exc, LedgerVerifyError):
         return [{"seq": exc.seq, "check": exc.check, "detail": exc.detail}]
-    if isinstance(exc, LedgerError | OutOfRange) and exc.where:
+    if isinstance(exc, LedgerError | OutOfRange | Unauthenticated) and exc.where:
         return [{"where": exc.where, "detail": exc.message}]
     return []
 

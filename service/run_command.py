@@ -53,6 +53,7 @@ from typing import IO, Literal, cast
 from catalog.canonical import jcs
 from catalog.digest import DigestSet, StreamingDigest
 from catalog.errors import CanonicalizationError
+from catalog.model import CommandEntry
 from service.errors import CommandFailed, CommandRefused, CommandSpecInvalid, ExecutableMismatch
 from service.verdicts import Verdict
 
@@ -152,6 +153,32 @@ class CommandSpec:
     def placeholders(self) -> tuple[str, ...]:
         """The parameter names of the template, in order (a name may repeat)."""
         return tuple(n for n in map(_placeholder, self.args) if n is not None)
+
+
+def spec_for_entry(entry: CommandEntry) -> CommandSpec:
+    """The spec of a sealed command entry; pure.
+
+    ``argv[0]`` and its pin, the template after it, the ``env`` allowlist, the limits, the
+    caps (stdout: ``max_bytes``; stderr: ``max_stderr_bytes``) and ``timeout_ms``. Raises
+    :class:`CommandSpecInvalid` for an entry the runner cannot run safely (the catalog's own
+    checks refuse such entries at load, so this is a second look).
+    """
+    limits = entry.limits
+    return CommandSpec(
+        executable=entry.argv[0],
+        executable_sha256=entry.executable_sha256,
+        args=tuple(entry.argv[1:]),
+        env_allowlist=tuple(entry.env),
+        limits=CommandLimits(
+            cpu_seconds=limits.cpu_seconds,
+            memory_bytes=limits.memory_bytes,
+            file_size_bytes=limits.file_size_bytes,
+            open_files=limits.open_files,
+        ),
+        stdout_cap_bytes=entry.max_bytes,
+        stderr_cap_bytes=entry.max_stderr_bytes,
+        timeout_ms=entry.timeout_ms,
+    )
 
 
 def _string(value: object, where: str) -> str:
@@ -335,6 +362,17 @@ def run_command(
         stderr=err.captured(),
         duration_ms=duration_ms,
     )
+
+
+def check_executable(spec: CommandSpec) -> None:
+    """Check the executable as :func:`run_command` will, without running anything (I/O).
+
+    For a refusal before a call starts; :func:`run_command` checks again on the file it
+    executes. Raises :class:`CommandRefused` (missing, not a regular file, not executable)
+    or :class:`ExecutableMismatch`.
+    """
+    with _verified_executable(spec):
+        pass
 
 
 def _reduced_env(spec: CommandSpec, base_env: Mapping[str, str]) -> dict[str, str]:

@@ -1,28 +1,32 @@
 """The runtime: every dependency a call needs, built once at the edge (CLI or app lifespan).
 
 ``build_runtime`` refuses to start on a catalog that does not match its seal
-(unless provisional), on invalid policies or keys, on a ledger signing key that
-cannot be read or is not named after the origin, or on a source the catalog
-names that is not configured; then it migrates the ledger and call index to
+(unless provisional), on invalid policies, keys or JWT settings, on a ledger
+signing key that cannot be read or is not named after the origin, or on a source
+the catalog names that is not configured; then it migrates the ledger and call index to
 head and appends ``service.started``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
 
 from catalog.errors import CatalogError
-from catalog.model import QueryEntry
+from catalog.model import CommandEntry, QueryEntry
 from ledger.checkpointer import Checkpointer
 from ledger.errors import KeyFormatError
 from ledger.keys import SignerKey, parse_signer_key
 from ledger.store import LedgerStore
+from service.authenticate import Authenticator
 from service.build_info import BuildInfo, current_build
 from service.call_index import CallIndex, open_call_index
 from service.clock import Clock, system_clock
-from service.errors import SigningKeyMissing, SourceUnavailable, StartupRefused
-from service.identity import ApiKeyring
+from service.errors import SigningKeyMissing, StartupRefused
+from service.leases import LeaseGate
 from service.packets.build import clean_staging
 from service.policy import PolicySet
 from service.sealed_catalog import SealedCatalog, build_sealed_catalog
@@ -34,12 +38,19 @@ class Runtime:
     settings: Settings
     sealed: SealedCatalog
     policy: PolicySet
-    keyring: ApiKeyring
+    auth: Authenticator  # API keys, the JWT verifier, the auth-failure throttle
     ledger: LedgerStore
     calls: CallIndex
     clock: Clock
     build: BuildInfo
     checkpointer: Checkpointer | None = None  # None: no signing key configured
+    # The values of the variables command entries allowlist (``env``), read once at start.
+    command_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @cached_property
+    def leases(self) -> LeaseGate:
+        """Call leases, in the ledger's database (so they hold across processes)."""
+        return LeaseGate(self.ledger.engine)
 
     def require_checkpointer(self) -> Checkpointer:
         """The checkpointer; :class:`SigningKeyMissing` when no signing key is configured."""
@@ -47,27 +58,23 @@ class Runtime:
             raise SigningKeyMissing
         return self.checkpointer
 
-    def source_path(self, name: str) -> Path:
-        """The SQLite file of source ``name``; refuse an unconfigured one."""
-        path = self.settings.sources.get(name)
-        if path is None:
-            raise SourceUnavailable(
-                f"source {name!r} is not configured (GOVEX_SOURCES)", where=name
-            )
-        return Path(path)
-
     def close(self) -> None:
         self.ledger.close()
 
 
 def build_runtime(
-    settings: Settings, *, clock: Clock = system_clock, record_start: bool = True
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    record_start: bool = True,
+    environ: Mapping[str, str] = os.environ,
 ) -> Runtime:
     """Open everything ``settings`` names, checking seal, policies, keys and sources first.
 
     Raises :class:`StartupRefused` naming what is wrong; nothing is ledgered then.
     ``record_start`` appends ``service.started`` (the server and ``govex call`` do;
-    read-only commands such as ``govex ledger verify`` do not).
+    read-only commands such as ``govex ledger verify`` do not). ``environ`` holds the values
+    of the variables command entries allowlist (by default this process's environment).
     """
     try:
         sealed = build_sealed_catalog(settings.catalog_dir, provisional=settings.provisional)
@@ -83,7 +90,7 @@ def build_runtime(
             where=missing[0],
         )
     policy = PolicySet.load(settings.policies_dir)
-    keyring = ApiKeyring.from_file(settings.keys_file)
+    auth = Authenticator.from_settings(settings)
     signer = None if settings.ledger_key_file is None else load_signer_key(settings)
     settings.packet_root.mkdir(parents=True, exist_ok=True)
     clean_staging(settings.packet_root)
@@ -98,7 +105,10 @@ def build_runtime(
         raise
     build = current_build()
     checkpointer = None if signer is None else Checkpointer(ledger, signer, clock)
-    runtime = Runtime(settings, sealed, policy, keyring, ledger, calls, clock, build, checkpointer)
+    command_env = command_environment(sealed, environ)
+    runtime = Runtime(
+        settings, sealed, policy, auth, ledger, calls, clock, build, checkpointer, command_env
+    )
     if record_start:
         ledger.append(
             "service.started",
@@ -115,6 +125,16 @@ def build_runtime(
             clock(),
         )
     return runtime
+
+
+def command_environment(sealed: SealedCatalog, environ: Mapping[str, str]) -> Mapping[str, str]:
+    """The values, in ``environ``, of every variable a command entry allowlists; nothing else.
+
+    Read once at start, so every call of a process sees the same values, and no other
+    variable of the service (its settings, credentials) is kept for commands.
+    """
+    names = {n for e in sealed.catalog.entries if isinstance(e, CommandEntry) for n in e.env}
+    return MappingProxyType({n: environ[n] for n in sorted(names) if n in environ})
 
 
 def load_signer_key(settings: Settings) -> SignerKey:

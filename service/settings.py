@@ -1,16 +1,18 @@
 """Service settings, read once at the edge (CLI callback or uvicorn factory) and passed down.
 
 Environment variables are ``GOVEX_<FIELD>``; ``GOVEX_SOURCES`` is a JSON object mapping
-source names to SQLite file paths. Nothing here is read at import time.
+source names to SQLite file paths or PostgreSQL URLs (``service.sources`` tells them apart
+and keeps a URL's password out of every message). Nothing here is read at import time.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from catalog.ids import is_entry_id
 
@@ -31,7 +33,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVEX_", frozen=True, extra="forbid")
 
     catalog_dir: Path = Field(description="Directory holding catalog.toml and catalog.seal.json.")
-    sources: Annotated[dict[str, str], Field(description="Source name -> SQLite file path.")] = {}
+    sources: Annotated[
+        dict[str, str],
+        # repr=False: a PostgreSQL URL may hold a password (see service.sources).
+        Field(description="Source name -> SQLite file path or postgresql:// URL.", repr=False),
+    ] = {}
     keys_file: Path = Field(description="API keys file (hashed tokens), govex.keys/v1.")
     ledger_url: str = Field(default=DEFAULT_LEDGER_URL, description="SQLAlchemy URL of the ledger.")
     packet_root: Path = Field(default=Path("var/packets"), description="Where packets are written.")
@@ -59,6 +65,26 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Seconds between periodic checkpoints (with a key); 0 disables them.",
     )
+    # JWT bearer tokens (verified only); service.authenticate checks these go together.
+    jwt_jwks_file: Path | None = Field(
+        default=None, description="JWKS file of the JWT issuer's keys (or jwt_public_key_file)."
+    )
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="One PEM public key for JWTs (or jwt_jwks_file)."
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required JWT iss (with a JWT key).")
+    jwt_audience: str | None = Field(default=None, description="Required JWT aud (with a JWT key).")
+    jwt_algorithms: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None,
+        description="JWT algorithm allowlist, comma-separated; every supported one when unset.",
+    )
+    jwt_leeway_s: int = Field(default=60, ge=0, le=300, description="JWT clock skew allowed.")
+    auth_failure_limit: int = Field(
+        default=5, ge=1, description="Failed authentications per client before 429."
+    )
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, allow_inf_nan=False, description="Window of auth_failure_limit."
+    )
 
     @field_validator("sources")
     @classmethod
@@ -66,6 +92,16 @@ class Settings(BaseSettings):
         for name in value:
             if not is_entry_id(name):
                 raise ValueError(f"source name {name!r} is not a valid identifier")
+        return value
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _algorithm_list(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: "EdDSA,ES256" or a JSON list
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(part.strip() for part in text.split(",") if part.strip()) or None
         return value
 
     @field_validator("origin")

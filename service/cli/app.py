@@ -161,7 +161,12 @@ def call(
     ] = False,
     api_key: Annotated[
         str | None,
-        typer.Option("--key", envvar="GOVEX_API_KEY", help="API key.", show_default=False),
+        typer.Option(
+            "--key",
+            envvar="GOVEX_API_KEY",
+            help="API key (or a JWT, where enabled).",
+            show_default=False,
+        ),
     ] = None,
     provisional: Annotated[
         bool | None, typer.Option("--provisional", help="Development override.")
@@ -182,7 +187,7 @@ def call(
     except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
         fail(exc)
     try:
-        principal = runtime.keyring.authenticate(
+        principal = runtime.auth.authenticate(
             f"Bearer {api_key}" if api_key else None, runtime.clock()
         )
         request = CallRequest.model_validate(

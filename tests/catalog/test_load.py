@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 HEADER = '[catalog]\nname = "demo"\nversion = "1"\n\n[sources.demo]\nengine = "sqlite"\n'
 GOOD_SQL = "SELECT id FROM t ORDER BY id\n"
+MiB = 1024 * 1024
 
 
 def _reader(files: dict[str, str]) -> Callable[[str], bytes]:
@@ -74,7 +77,7 @@ def test_resolved_document_shape(write_catalog: Callable[..., Path]) -> None:
     assert set(query) == {
         "kind", "id", "title", "description", "source", "engine", "sql_file", "sql", "params",
         "timeout_ms", "max_rows", "max_bytes", "tags", "sensitive", "requires_approval",
-        "tenant_scoped", "tenant_param", "claim",
+        "tenant_scoped", "tenant_param", "lease", "claim",
     }  # fmt: skip
     assert query["params"]["customer_id"] == {
         "type": "integer", "required": True, "default": None, "min": 1, "max": 1000000,
@@ -82,10 +85,18 @@ def test_resolved_document_shape(write_catalog: Callable[..., Path]) -> None:
     }  # fmt: skip
     command = doc["entries"][2]
     assert set(command) == {
-        "kind", "id", "title", "description", "argv", "params", "timeout_ms", "max_bytes",
-        "mutating", "exit_codes", "tags", "sensitive", "requires_approval", "tenant_scoped",
-        "tenant_param",
+        "kind", "id", "title", "description", "argv", "executable_sha256", "params",
+        "timeout_ms", "max_bytes", "max_stderr_bytes", "mutating", "exit_codes", "env",
+        "limits", "tags", "sensitive", "requires_approval", "tenant_scoped", "tenant_param",
+        "lease",
     }  # fmt: skip
+    assert command["limits"] == {
+        "cpu_seconds": 30, "memory_bytes": 1024 * MiB, "file_size_bytes": 64 * MiB,
+        "open_files": 64,
+    }  # fmt: skip
+    assert (command["env"], command["max_stderr_bytes"]) == ([], MiB)
+    pinned = hashlib.sha256(Path("/usr/bin/uptime").read_bytes()).hexdigest()
+    assert command["executable_sha256"] == pinned
 
 
 def test_crlf_is_normalized() -> None:
@@ -264,3 +275,85 @@ def test_bad_seal_file_names_the_field(tmp_path: Path) -> None:
     assert info.value.where == str(tmp_path / SEAL_FILE)
     with pytest.raises(SealError, match="cannot read seal"):
         read_seal(tmp_path / "missing.json")
+
+
+def _command_toml(argv0: str, extra: str = "") -> str:
+    return (
+        HEADER  # lines 1-6
+        + "[[command]]\n"  # 7
+        + 'id = "c"\ntitle = "C"\n'  # 8-9
+        + f'argv = ["{argv0}", "--", "{{day}}"]\n'  # 10
+        + "mutating = false\n"  # 11
+        + extra
+        + '[command.params.day]\ntype = "date"\n'
+    )
+
+
+def _script(path: Path, body: bytes = b"#!/bin/sh\necho hi\n", mode: int = 0o755) -> Path:
+    path.write_bytes(body)
+    path.chmod(mode)
+    return path
+
+
+def test_command_executable_is_pinned_by_its_sha256(tmp_path: Path) -> None:
+    script = _script(tmp_path / "tool")
+    toml = _command_toml(str(script), 'env = ["TZ", "LANG"]\nmax_stderr_bytes = 0\n'
+                         "limits = { cpu_seconds = 2, open_files = 16 }\n")  # fmt: skip
+    entry = parse_catalog(toml, _reader({})).entry("c")
+    assert isinstance(entry, CommandEntry)
+    assert entry.executable_sha256 == hashlib.sha256(script.read_bytes()).hexdigest()
+    assert (entry.env, entry.max_stderr_bytes) == (("TZ", "LANG"), 0)
+    assert (entry.limits.cpu_seconds, entry.limits.open_files) == (2, 16)
+    assert entry.limits.memory_bytes == 1024 * MiB  # unset limits keep their defaults
+    _script(script, b"#!/bin/sh\necho changed\n")
+    again = parse_catalog(toml, _reader({})).entry("c")
+    assert isinstance(again, CommandEntry)
+    assert again.executable_sha256 != entry.executable_sha256
+
+
+def test_command_executable_through_a_link_pins_the_target(tmp_path: Path) -> None:
+    script = _script(tmp_path / "tool")
+    (tmp_path / "link").symlink_to(script)
+    entry = parse_catalog(_command_toml(str(tmp_path / "link")), _reader({})).entry("c")
+    assert isinstance(entry, CommandEntry)
+    assert entry.executable_sha256 == hashlib.sha256(script.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        pytest.param(lambda d: d / "missing", "No such file or directory", id="missing"),
+        pytest.param(lambda d: d, "not a regular file", id="directory"),
+        pytest.param(lambda d: _make_fifo(d / "fifo"), "not a regular file", id="fifo"),
+        pytest.param(lambda d: _script(d / "tool", mode=0o644), "no execute permission", id="not-executable"),
+    ],
+)  # fmt: skip
+def test_an_executable_that_cannot_be_pinned_names_argv0(
+    tmp_path: Path, make: Callable[[Path], Path], reason: str
+) -> None:
+    path = make(tmp_path)
+    assert _load_errors(_command_toml(str(path))) == [
+        (10, "c", "argv.0", f"argv[0] {path} cannot be pinned: {reason}")
+    ]
+
+
+def _make_fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param('env = ["A=B"]\n', [(12, "c", "env.0", "not an environment variable name: 'A=B'")], id="env-name"),
+        pytest.param('env = ["GOVEX_SOURCES"]\n', [(12, "c", "env.0", "GOVEX_SOURCES is reserved (GOVEX_*, LD_* never reach a command)")], id="env-govex"),
+        pytest.param('env = ["ld_preload"]\n', [(12, "c", "env.0", "ld_preload is reserved (GOVEX_*, LD_* never reach a command)")], id="env-loader"),
+        pytest.param('env = ["TZ", "TZ"]\n', [(12, "c", "env.1", "TZ is listed twice")], id="env-twice"),
+        pytest.param("max_stderr_bytes = -1\n", [(12, "c", "max_stderr_bytes", "Input should be greater than or equal to 0 (got -1)")], id="stderr-cap"),
+        pytest.param("limits = { cpu_seconds = 0 }\n", [(12, "c", "limits.cpu_seconds", "Input should be greater than or equal to 1 (got 0)")], id="cpu-limit"),
+        pytest.param("limits = { memory_bytes = 1024 }\n", [(12, "c", "limits.memory_bytes", "Input should be greater than or equal to 16777216 (got 1024)")], id="memory-limit"),
+        pytest.param("limits = { nice = 5 }\n", [(12, "c", "limits.nice", "unknown key")], id="unknown-limit"),
+    ],
+)  # fmt: skip
+def test_command_settings_problems(expected: list[tuple[object, ...]], extra: str) -> None:
+    assert _load_errors(_command_toml("/bin/echo", extra)) == expected

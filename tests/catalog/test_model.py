@@ -25,8 +25,13 @@ def _query(entry_id: str = "orders.all") -> QueryEntry:
     )  # fmt: skip
 
 
+PIN = "ab" * 32
+
+
 def _command(entry_id: str = "system.uptime") -> CommandEntry:
-    return CommandEntry(id=entry_id, title="Uptime", argv=("/usr/bin/uptime",))
+    return CommandEntry(
+        id=entry_id, title="Uptime", argv=("/usr/bin/uptime",), executable_sha256=PIN
+    )
 
 
 def test_entry_lookup() -> None:
@@ -58,8 +63,13 @@ def test_models_are_frozen() -> None:
         pytest.param(lambda: ParamSpec(type=ParamType.integer, min="1"), id="strict-number"),
         pytest.param(lambda: ParamSpec(type="integer"), id="strict-enum"),
         pytest.param(lambda: _query("Bad Id"), id="entry-id-pattern"),
-        pytest.param(lambda: CommandEntry(id="c", title="C", argv=("/bin/true",), mutating=True), id="mutating"),
-        pytest.param(lambda: CommandEntry(id="c", title="C", argv=()), id="empty-argv"),
+        pytest.param(lambda: CommandEntry(id="c", title="C", argv=("/bin/true",), executable_sha256=PIN, mutating=True), id="mutating"),
+        pytest.param(lambda: CommandEntry(id="c", title="C", argv=(), executable_sha256=PIN), id="empty-argv"),
+        pytest.param(lambda: CommandEntry(id="c", title="C", argv=("/bin/true",)), id="unpinned-executable"),  # type: ignore[call-arg]
+        pytest.param(lambda: CommandEntry(id="c", title="C", argv=("/bin/true",), executable_sha256="AB" * 32), id="pin-not-lowercase-hex"),
+        pytest.param(lambda: CommandEntry(id="c", title="C", argv=("/bin/true",), executable_sha256=PIN, env=("A=B",)), id="env-name"),
+        pytest.param(lambda: CommandEntry.model_validate({**_command().model_dump(), "limits": {"cpu_seconds": 0}}), id="limit-below-one"),
+        pytest.param(lambda: CommandEntry.model_validate({**_command().model_dump(), "max_stderr_bytes": -1}), id="negative-stderr-cap"),
     ],
 )  # fmt: skip
 def test_invalid_models_are_refused(build: object) -> None:

@@ -125,7 +125,7 @@ def test_entry_digest_is_pinned_against_an_independent_computation() -> None:
         }},
         "timeout_ms": 30000, "max_rows": 1000000, "max_bytes": 1073741824, "tags": [],
         "sensitive": False, "requires_approval": False, "tenant_scoped": False,
-        "tenant_param": None, "claim": None,
+        "tenant_param": None, "lease": None, "claim": None,
     }  # fmt: skip
     data = rfc8785.dumps(document)
     digest = entry_digest(entry)
@@ -139,3 +139,16 @@ def test_catalog_digest_covers_the_document() -> None:
         {"format": "govex.catalog/v1", "name": "demo", "version": "1", "entries": []}
     )
     assert catalog_digest(empty).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_an_executable_changed_after_sealing_names_its_command(
+    write_catalog: Callable[..., Path], catalog_toml: str, tmp_path: Path
+) -> None:
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"#!/bin/sh\necho sealed\n")
+    tool.chmod(0o755)
+    root = write_catalog(toml=catalog_toml.replace("/usr/bin/uptime", str(tool)))
+    sealed = load_catalog_dir(root)
+    tool.write_bytes(b"#!/bin/sh\necho edited\n")
+    error = _mismatch(load_catalog_dir(root), sealed)
+    assert (error.changed, error.added, error.removed) == (["system.uptime"], [], [])

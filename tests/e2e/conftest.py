@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from catalog.load import SEAL_FILE, load_catalog_dir, write_seal
 from catalog.seal import compute_seal
+from service.api_keys import token_hash
 from service.app import create_app
-from service.identity import token_hash
 from service.settings import Settings
 
 # Test modules build headers from this convention: principal <name> holds token "tok-<name>".
@@ -112,9 +112,10 @@ def write_source(path: Path, rows: int = 2000) -> Path:
     return path
 
 
-def write_catalog(directory: Path, *, seal: bool = True) -> Path:
+def write_catalog(directory: Path, *, seal: bool = True, extra_toml: str = "") -> Path:
+    """The e2e catalog (plus ``extra_toml`` entries) with its queries, sealed unless told not."""
     (directory / "queries").mkdir(parents=True)
-    (directory / "catalog.toml").write_text(CATALOG_TOML)
+    (directory / "catalog.toml").write_text(CATALOG_TOML + extra_toml)
     for name, text in QUERIES.items():
         (directory / "queries" / name).write_text(text)
     if seal:
@@ -140,17 +141,24 @@ def write_keys(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Settings:
-    """Settings for a sealed catalog over a fresh source, ledger and packet root."""
+def make_world(
+    tmp_path: Path, *, ledger_url: str | None = None, extra_toml: str = "", rows: int = 2000
+) -> Settings:
+    """Settings for a sealed catalog over a fresh source, ledger (SQLite unless given), packets."""
     return Settings(
-        catalog_dir=write_catalog(tmp_path / "catalog"),
-        sources={"items": str(write_source(tmp_path / "items.sqlite"))},
+        catalog_dir=write_catalog(tmp_path / "catalog", extra_toml=extra_toml),
+        sources={"items": str(write_source(tmp_path / "items.sqlite", rows))},
         keys_file=write_keys(tmp_path / "keys.json"),
-        ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        ledger_url=ledger_url or f"sqlite:///{tmp_path / 'ledger.sqlite'}",
         packet_root=tmp_path / "packets",
         origin="govex.test/ledger/e2e",
     )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Settings:
+    """Settings for a sealed catalog over a fresh source, ledger and packet root."""
+    return make_world(tmp_path)
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +137,21 @@ def test_the_readme_absence_example_proves_absence(server: str) -> None:
     result = response.json()
     assert (result["rows"], result["complete"]) == (0, True)
     assert result["claim"] == {"expect": "absent", "surface": "exhaustive", "verdict": "ABSENT"}
+
+
+def test_the_readme_command_example_runs_date(server: str) -> None:
+    request = {"entry": "calendar.day", "params": {"day": "2026-06-30"}}
+    assert json.dumps(request) in (REPO / "README.md").read_text()
+    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+    response = httpx.post(f"{server}/v1/calls", json=request, headers=headers, timeout=60)
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert (result["verdict"], result["complete"]) == ("ran_clean", True)
+    assert result["contract"]["boundary"]["engine"] == "command"
+    packet = httpx.get(f"{server}/v1/packets/{result['packet_id']}", headers=headers, timeout=60)
+    with zipfile.ZipFile(io.BytesIO(packet.content)) as archive:
+        stdout = archive.read(f"{result['packet_id']}/data/stdout.txt").decode()
+    assert stdout == "Tuesday 2026-06-30: ISO week 27 of 2026, day 181 of the year\n"
 
 
 def test_the_demo_catalog_matches_its_committed_seal() -> None:

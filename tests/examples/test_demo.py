@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from catalog.load import load_catalog_dir
+from catalog.model import CommandEntry
 from catalog.params import bind_inputs
 from examples.demo.generate import SNAPSHOT, generate
 from service.identity import ApiKeyring
+from service.run_command import run_command, spec_for_entry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,6 +54,13 @@ SAMPLES: dict[str, tuple[dict[str, object], int]] = {
         1,
     ),
     "platform.tenant_overview": ({}, 3),
+}
+# Command entries: sample inputs and the exact stdout they give.
+COMMAND_SAMPLES: dict[str, tuple[dict[str, object], bytes]] = {
+    "calendar.day": (
+        {"day": "2026-06-30"},
+        b"Tuesday 2026-06-30: ISO week 27 of 2026, day 181 of the year\n",
+    ),
 }
 
 
@@ -284,10 +293,23 @@ def test_invoices_unpaid_shows_absence_for_acme_before_march(demo_db: Path) -> N
 
 def test_catalog_loads_and_accepts_the_sample_inputs() -> None:
     catalog = load_catalog_dir(CATALOG_DIR)
-    assert sorted(e.id for e in catalog.entries) == sorted(SAMPLES)
+    assert sorted(e.id for e in catalog.entries) == sorted(SAMPLES | COMMAND_SAMPLES)
     for entry in catalog.entries:
-        params, _ = SAMPLES[entry.id]
+        params, _ = (SAMPLES | COMMAND_SAMPLES)[entry.id]
         assert bind_inputs(entry, params, from_text=False) == params, entry.id
+
+
+@pytest.mark.parametrize("entry_id", sorted(COMMAND_SAMPLES))
+def test_command_prints_its_sample_output(entry_id: str, tmp_path: Path) -> None:
+    entry = load_catalog_dir(CATALOG_DIR).entry(entry_id)
+    assert isinstance(entry, CommandEntry)
+    params, expected = COMMAND_SAMPLES[entry_id]
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    inputs = bind_inputs(entry, params, from_text=False)
+    result = run_command(
+        spec_for_entry(entry), inputs, stdout_path=out, stderr_path=err, base_env={}
+    )
+    assert (result.exit_code, out.read_bytes(), err.read_bytes()) == (0, expected, b"")
 
 
 # ------------------------------------------------------------------ demo keys
@@ -303,7 +325,7 @@ def test_demo_tokens_resolve_to_their_principals() -> None:
     keyring = ApiKeyring.from_file(DEMO / "keys.json")
     now = datetime(2026, 6, 30, tzinfo=UTC)
     for token, (principal, roles, tenant) in DEMO_TOKENS.items():
-        resolved = keyring.authenticate(f"Bearer {token}", now)
+        resolved = keyring.verify(token, now)
         assert (resolved.id, resolved.roles, resolved.tenant) == (principal, roles, tenant)
 
 

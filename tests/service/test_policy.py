@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from catalog.model import QueryEntry
 from service.errors import StartupRefused
 from service.identity import Principal
-from service.policy import LEDGER_ENTITY, Action, Entity, PolicySet
+from service.policy import LEDGER_ENTITY, Action, Entity, PolicySet, approval_context
 
 BUNDLED = PolicySet.load(None)
 
@@ -33,7 +34,8 @@ def _entry(*, sensitive: bool = False, requires_approval: bool = False) -> Entit
     )
 
 
-CALL = {"mode": "run", "tenant_relation": "own"}
+CALL = {"mode": "run", "tenant_relation": "own", "approval": "not_required"}
+APPROVE = {"requester_is_self": False, "tenant_relation": "own"}
 
 
 @pytest.mark.parametrize(
@@ -89,10 +91,97 @@ CALL = {"mode": "run", "tenant_relation": "own"}
             "operator",
             Action.call,
             _entry(requires_approval=True),
-            CALL,
+            {**CALL, "approval": "missing"},
             False,
             ("forbid-requires-approval",),
             id="approval-required",
+        ),
+        *(
+            pytest.param(
+                "operator",
+                Action.call,
+                _entry(requires_approval=True),
+                {**CALL, "approval": state},
+                True,
+                ("permit-call-analysts-operators",),
+                id=f"approval-{state}-passes",
+            )
+            for state in ("valid", "near_expiry")
+        ),
+        *(
+            pytest.param(
+                "operator",
+                Action.call,
+                _entry(requires_approval=True),
+                {**CALL, "approval": state},
+                False,
+                ("forbid-requires-approval",),
+                id=f"approval-{state}-fails",
+            )
+            for state in ("just_expired", "stale", "not_applicable", "unknown")
+        ),
+        pytest.param(
+            "auditor",
+            Action.replay,
+            _entry(),
+            {**CALL, "mode": "replay"},
+            True,
+            ("permit-replay-auditors-operators",),
+            id="auditor-replay",
+        ),
+        pytest.param(
+            "analyst",
+            Action.replay,
+            _entry(),
+            {**CALL, "mode": "replay"},
+            False,
+            (),
+            id="analyst-cannot-replay",
+        ),
+        pytest.param(
+            "operator",
+            Action.approve,
+            _entry(requires_approval=True),
+            APPROVE,
+            True,
+            ("permit-approve-operators",),
+            id="operator-approves",
+        ),
+        pytest.param(
+            "operator",
+            Action.approve,
+            _entry(requires_approval=True),
+            {**APPROVE, "requester_is_self": True},
+            False,
+            ("forbid-self-approval",),
+            id="no-self-approval",
+        ),
+        pytest.param(
+            "analyst",
+            Action.approve,
+            _entry(requires_approval=True),
+            APPROVE,
+            False,
+            (),
+            id="analyst-cannot-approve",
+        ),
+        pytest.param(
+            "operator",
+            Action.unmask,
+            _entry(sensitive=True),
+            CALL,
+            True,
+            ("permit-unmask-operators",),
+            id="operator-unmasks",
+        ),
+        pytest.param(
+            "auditor",
+            Action.unmask,
+            _entry(sensitive=True),
+            CALL,
+            False,
+            (),
+            id="auditor-cannot-unmask",
         ),
         pytest.param("nobody", Action.call, _entry(), CALL, False, (), id="no-role-no-call"),
     ],
@@ -149,3 +238,15 @@ def test_policy_digest_changes_with_the_policy_text(tmp_path: Path) -> None:
     directory = _copy_bundled(tmp_path)
     (directory / "more.cedar").write_text("// a comment changes the digest too\n")
     assert PolicySet.load(directory).digest != BUNDLED.digest
+
+
+def test_the_approval_context_is_not_required_missing_or_the_state_found() -> None:
+    def entry(*, requires_approval: bool) -> QueryEntry:
+        return QueryEntry(
+            id="a.b", title="A", source="s", engine="sqlite", sql_file="q.sql", sql="SELECT 1\n",
+            requires_approval=requires_approval,
+        )  # fmt: skip
+
+    assert approval_context(entry(requires_approval=False), "valid") == "not_required"
+    assert approval_context(entry(requires_approval=True), None) == "missing"
+    assert approval_context(entry(requires_approval=True), "near_expiry") == "near_expiry"

@@ -97,6 +97,9 @@ SAMPLES: dict[type[Exception], Exception] = {
     ),
     ServiceError: ServiceError("x"),
     service_errors.Unauthenticated: service_errors.Unauthenticated("no credential"),
+    service_errors.TooManyAuthFailures: service_errors.TooManyAuthFailures(
+        client="192.0.2.7", failures=5, window_s=60.0, retry_after_s=42
+    ),
     PolicyDenied: PolicyDenied("no", action="call", resource="a.b", policies=("forbid-x",)),
     service_errors.NotFound: service_errors.NotFound("call", "01X"),
     service_errors.CatalogNotRunnable: service_errors.CatalogNotRunnable("drift", where="a.b"),
@@ -179,6 +182,9 @@ def test_each_error_maps_to_a_problem_and_an_exit_code(exc: Exception) -> None:
         ),
         pytest.param(
             SAMPLES[service_errors.Unauthenticated], 401, "unauthenticated", 4, id="unauthenticated"
+        ),
+        pytest.param(
+            SAMPLES[service_errors.TooManyAuthFailures], 429, "auth_throttled", 4, id="throttled"
         ),
         pytest.param(SAMPLES[CallBlocked], 403, "policy_denied", 4, id="blocked-takes-its-cause"),
         pytest.param(
@@ -294,3 +300,11 @@ def test_unknown_exceptions_say_nothing_of_their_cause() -> None:
     assert body["status"] == 500
     assert "hunter2" not in str(body)
     assert exit_code(RuntimeError()) == 2
+
+
+def test_auth_throttling_says_when_to_retry_and_not_who() -> None:
+    exc = SAMPLES[service_errors.TooManyAuthFailures]
+    body = problem_body(exc, request_id=None)
+    assert "retry in 42 s" in body["detail"]
+    assert "192.0.2.7" not in str(body)
+    assert exc.retry_after_s == 42  # type: ignore[attr-defined]
