@@ -99,6 +99,21 @@ def _trusted_in_order(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
     return [by_size[size] for size in sorted(by_size)]
 
 
+def _match(checkpoint: Checkpoint, calculated: bytes, matched: list[Checkpoint]) -> None:
+    """Private: add ``checkpoint`` to ``matched`` if the entries give its root; else a fork.
+
+    The fork spans the seqs after the last checkpoint matched up to this one's size.
+    """
+    if not hmac.compare_digest(calculated, checkpoint.root):
+        raise LedgerForked(
+            start=matched[-1].size if matched else 0,
+            stop=checkpoint.size,
+            expected=checkpoint.root,
+            calculated=calculated,
+        )
+    matched.append(checkpoint)
+
+
 def verify_anchored(
     leaf_inputs: Iterable[bytes], checkpoints: Iterable[Checkpoint] = (), *, fast: bool = False
 ) -> AnchoredReport:
@@ -120,16 +135,7 @@ def verify_anchored(
 
     def settle() -> None:
         while pending and pending[0].size == verifier.size:
-            checkpoint = pending.pop(0)
-            calculated = verifier.report().root
-            if not hmac.compare_digest(calculated, checkpoint.root):
-                raise LedgerForked(
-                    start=matched[-1].size if matched else 0,
-                    stop=checkpoint.size,
-                    expected=checkpoint.root,
-                    calculated=calculated,
-                )
-            matched.append(checkpoint)
+            _match(pending.pop(0), verifier.report().root, matched)
 
     settle()
     for data in leaf_inputs:
@@ -163,14 +169,7 @@ def anchor_scan(scanned: ScanReport, checkpoints: Iterable[Checkpoint] = ()) -> 
         calculated = scanned.roots.get(checkpoint.size, calculated)
         if calculated is None:
             raise ValueError(f"the scan carries no root at tree size {checkpoint.size}")
-        if not hmac.compare_digest(calculated, checkpoint.root):
-            raise LedgerForked(
-                start=matched[-1].size if matched else 0,
-                stop=checkpoint.size,
-                expected=checkpoint.root,
-                calculated=calculated,
-            )
-        matched.append(checkpoint)
+        _match(checkpoint, calculated, matched)
     return AnchoredReport(
         chain=LedgerReport(
             size=scanned.size, root=scanned.root, head_leaf_hash=scanned.head_leaf_hash

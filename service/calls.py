@@ -138,15 +138,7 @@ def _check_lease(
         terms.scope, max_concurrent=terms.max_concurrent, now=runtime.clock()
     )
     if refusal is not None:
-        raise _deny(
-            runtime,
-            refusal,
-            contract.call_id,
-            principal,
-            request,
-            request_id=contract.request_id,
-            contract=contract,
-        )
+        raise _refused(runtime, refusal, contract, principal, request)
 
 
 def _take_lease(
@@ -169,19 +161,30 @@ def _take_lease(
             now=runtime.clock(),
         )
     except LeaseUnavailable as exc:
-        raise _deny(
-            runtime,
-            exc,
-            contract.call_id,
-            principal,
-            request,
-            request_id=contract.request_id,
-            contract=contract,
-        ) from None
+        raise _refused(runtime, exc, contract, principal, request) from None
     held = terms.model_copy(
         update={"lease_id": lease.lease_id, "expires_at": format_ts(lease.expires_at)}
     )
     return lease, contract.model_copy(update={"lease": held})
+
+
+def _refused(
+    runtime: Runtime,
+    exc: Exception,
+    contract: CallContract,
+    principal: Principal,
+    request: CallRequest,
+) -> CallBlocked:
+    """Private: ledger a refusal of a call whose contract is built (:func:`_deny`)."""
+    return _deny(
+        runtime,
+        exc,
+        contract.call_id,
+        principal,
+        request,
+        request_id=contract.request_id,
+        contract=contract,
+    )
 
 
 def _release(runtime: Runtime, lease: Lease) -> None:
@@ -210,15 +213,7 @@ def _check_executable(
     try:
         check_executable(spec_for_entry(entry))
     except (CommandRefused, CommandSpecInvalid) as exc:
-        raise _deny(
-            runtime,
-            exc,
-            contract.call_id,
-            principal,
-            request,
-            request_id=contract.request_id,
-            contract=contract,
-        ) from None
+        raise _refused(runtime, exc, contract, principal, request) from None
 
 
 def _contract_or_blocked(

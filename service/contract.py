@@ -160,90 +160,49 @@ def prepare_contract(
     params = dict(request.params)
     relation = _bind_tenant(entry, principal, params)
     inputs = bind_inputs(entry, params, from_text=from_text)
-    if isinstance(entry, CommandEntry):
-        return _command_contract(
-            sealed,
-            principal,
-            request,
-            entry,
-            digest=digest,
-            inputs=inputs,
-            relation=relation,
-            call_id=call_id,
-            request_id=request_id,
-        )
-    return CallContract(
-        call_id=call_id,
-        request_id=request_id,
-        mode=request.mode,
-        identity=principal,
-        entry=EntryRef(id=entry.id, kind=entry.kind, entry_digest=digest),
-        catalog=CatalogRef(
+    common: dict[str, Any] = {
+        "call_id": call_id,
+        "request_id": request_id,
+        "mode": request.mode,
+        "identity": principal,
+        "entry": EntryRef(id=entry.id, kind=entry.kind, entry_digest=digest),
+        "catalog": CatalogRef(
             name=sealed.catalog.name, version=sealed.catalog.version, catalog_digest=sealed.digest
         ),
-        authority_status=sealed.authority,
-        inputs=inputs,
-        inputs_digest=digest_bytes(jcs(inputs, "inputs")),
-        tenant_relation=relation,
-        timeout_ms=entry.timeout_ms,
+        "authority_status": sealed.authority,
+        "inputs": inputs,
+        "inputs_digest": digest_bytes(jcs(inputs, "inputs")),
+        "tenant_relation": relation,
+        "timeout_ms": entry.timeout_ms,
+        "max_bytes": entry.max_bytes,
+        # For a command it does not apply: stdout and stderr are kept as written.
+        "output_format": request.format,
+        "exit_semantics": EXIT_SEMANTICS,
+        "lease": _lease_terms(entry, inputs),
+    }
+    if isinstance(entry, CommandEntry):
+        # The argv is built here, so its refusals come before anything runs.
+        argv = build_argv(spec_for_entry(entry), inputs)
+        return CallContract(
+            **common,
+            max_rows=None,
+            boundary=Boundary(engine="command", source=entry.argv[0], controls=BOUNDARY_COMMAND),
+            command=CommandTerms(
+                argv=tuple(argv),
+                executable_sha256=entry.executable_sha256,
+                env=entry.env,
+                limits=entry.limits,
+                max_stderr_bytes=entry.max_stderr_bytes,
+                exit_codes=dict(entry.exit_codes),
+            ),
+        )
+    return CallContract(
+        **common,
         max_rows=entry.max_rows,
-        max_bytes=entry.max_bytes,
-        output_format=request.format,
         boundary=Boundary(
             engine=entry.engine,
             source=entry.source,
             controls=BOUNDARY_SQLITE if entry.engine == "sqlite" else boundary_controls(entry),
-        ),
-        exit_semantics=EXIT_SEMANTICS,
-        lease=_lease_terms(entry, inputs),
-    )
-
-
-def _command_contract(  # noqa: PLR0913 - the parts prepare_contract already checked
-    sealed: SealedCatalog,
-    principal: Principal,
-    request: CallRequest,
-    entry: CommandEntry,
-    *,
-    digest: DigestSet,
-    inputs: dict[str, JsonScalar],
-    relation: TenantRelation,
-    call_id: str,
-    request_id: str | None,
-) -> CallContract:
-    """The contract of a command: the argv is built here, so its refusals come before a run.
-
-    ``output_format`` is the request's, but does not apply: stdout and stderr are kept
-    as the command wrote them.
-    """
-    argv = build_argv(spec_for_entry(entry), inputs)
-    return CallContract(
-        call_id=call_id,
-        request_id=request_id,
-        mode=request.mode,
-        identity=principal,
-        entry=EntryRef(id=entry.id, kind=entry.kind, entry_digest=digest),
-        catalog=CatalogRef(
-            name=sealed.catalog.name, version=sealed.catalog.version, catalog_digest=sealed.digest
-        ),
-        authority_status=sealed.authority,
-        inputs=inputs,
-        inputs_digest=digest_bytes(jcs(inputs, "inputs")),
-        tenant_relation=relation,
-        timeout_ms=entry.timeout_ms,
-        max_rows=None,
-        max_bytes=entry.max_bytes,
-        output_format=request.format,
-        boundary=Boundary(engine="command", source=entry.argv[0], controls=BOUNDARY_COMMAND),
-        exit_semantics=EXIT_SEMANTICS,
-        lease=_lease_terms(entry, inputs),
-        command=CommandTerms(
-            argv=tuple(argv),
-            executable_sha256=entry.executable_sha256,
-            env=entry.env,
-            limits=entry.limits,
-            max_stderr_bytes=entry.max_stderr_bytes,
-            exit_codes=dict(entry.exit_codes),
         ),
     )
 
