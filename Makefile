@@ -17,6 +17,8 @@ export GOVEX_PACKET_ROOT ?= $(VAR)/packets
 export GOVEX_ORIGIN ?= govex.localhost/ledger/demo
 LEDGER_KEY := $(VAR)/ledger.key
 export GOVEX_LEDGER_KEY_FILE ?= $(LEDGER_KEY)
+MASKING_KEY := $(VAR)/masking.key
+export GOVEX_MASKING_KEY_FILE ?= $(MASKING_KEY)
 
 .PHONY: run test lint typecheck imports pytest schemas bench clean
 
@@ -36,7 +38,12 @@ $(LEDGER_KEY): | $(SYNCED)
 	@mkdir -p $(@D)
 	$(BIN)/govex keys generate $(GOVEX_ORIGIN) --out $@
 
-run: $(SYNCED) $(DEMO_DB) $(LEDGER_KEY)
+# The key that masks the demo's sensitive columns (secret: never commit or share it).
+$(MASKING_KEY): | $(SYNCED)
+	@mkdir -p $(@D)
+	$(BIN)/govex keys masking --out $@
+
+run: $(SYNCED) $(DEMO_DB) $(LEDGER_KEY) $(MASKING_KEY)
 	@echo
 	@echo "govex is starting on http://$(HOST):$(PORT) (demo catalog, embedded SQLite ledger in $(VAR)/)."
 	@echo "Get a packet (demo key of alice, tenant acme):"

@@ -40,6 +40,7 @@ DEFAULT_FILE_SIZE_BYTES = 64 * _MIB
 DEFAULT_OPEN_FILES = 64
 SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -130,6 +131,8 @@ class QueryEntry(_EntryBase):
     sql: str
     max_rows: int = Field(default=DEFAULT_MAX_ROWS, gt=0)
     claim: Claim | None = None
+    # Result columns masked in packets (a keyed digest) unless policy allows ``unmask``.
+    sensitive_columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)], ...] = ()
 
 
 def default_exit_codes() -> dict[str, ExitVerdict]:

@@ -46,6 +46,7 @@ _PARAM_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _EXIT_CODE = re.compile(r"0|[1-9][0-9]{0,2}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Never passed to a command: the service's own settings (a source URL may hold a password)
 # and the dynamic loader's variables (they decide what code the executable runs).
 _RESERVED_ENV_PREFIXES = ("GOVEX_", "LD_")
@@ -109,6 +110,7 @@ class _RawQuery(_RawEntry):
     sql: str
     max_rows: int = Field(default=DEFAULT_MAX_ROWS, gt=0)
     claim: _RawClaim | None = None
+    sensitive_columns: list[str] = Field(default_factory=list)
 
 
 class _RawCommand(_RawEntry):
@@ -165,6 +167,7 @@ def resolve_query(
     found: Found = []
     params = _params(q.params, found)
     _tenancy(q, found)
+    _sensitive_columns(q.sensitive_columns, found)
     engine = engines.get(q.source)
     if engine is None:
         declared = ", ".join(sorted(engines)) or "none"
@@ -187,6 +190,7 @@ def resolve_query(
         sensitive=q.sensitive, requires_approval=q.requires_approval,
         tenant_scoped=q.tenant_scoped, tenant_param=q.tenant_param, lease=q.lease,
         claim=Claim(expect=q.claim.expect, surface=q.claim.surface) if q.claim else None,
+        sensitive_columns=tuple(q.sensitive_columns),
     )  # fmt: skip
 
 
@@ -254,6 +258,20 @@ def _env(names: Sequence[str], found: Found) -> None:
         elif name.upper().startswith(_RESERVED_ENV_PREFIXES):
             reserved = ", ".join(f"{p}*" for p in _RESERVED_ENV_PREFIXES)
             found.append(Problem(key, f"{name} is reserved ({reserved} never reach a command)"))
+        elif name in seen:
+            found.append(Problem(key, f"{name} is listed twice"))
+        seen.add(name)
+
+
+def _sensitive_columns(names: Sequence[str], found: Found) -> None:
+    """Plain column names (matched against the result's column names at run time), no twice."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        key = ("sensitive_columns", str(i))
+        if not _COLUMN_NAME.fullmatch(name):
+            found.append(
+                Problem(key, f"not a plain column name ([A-Za-z_][A-Za-z0-9_]*): {_show(name)}")
+            )
         elif name in seen:
             found.append(Problem(key, f"{name} is listed twice"))
         seen.add(name)

@@ -36,6 +36,7 @@ __all__ = [
     "OPAQUE_ID_PATTERN",
     "TS_PATTERN",
     "ZERO_PREV",
+    "ApprovalGrantedBody",
     "BodyDigest",
     "CallDeniedBody",
     "CallFinishedBody",
@@ -69,6 +70,7 @@ class Kind(StrEnum):
     call_denied = "call.denied"
     call_finished = "call.finished"
     packet_issued = "packet.issued"
+    approval_granted = "approval.granted"
 
 
 def format_ts(moment: datetime) -> str:
@@ -154,6 +156,27 @@ class PacketIssuedBody(_Body):
     manifest_hash: BodyDigest
 
 
+class ApprovalGrantedBody(_Body):
+    """An approver let ``requester`` call one entry (id and digest) with one inputs digest.
+
+    ``approver`` is the approver's principal record (never a credential); ``policy`` the
+    decision of the ``approve`` action. Valid from ``approved_at`` until ``expires_at``.
+    """
+
+    approval_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    entry_id: str = Field(min_length=1)
+    entry_digest: BodyDigest
+    inputs_digest: BodyDigest
+    requester: str = Field(min_length=1)
+    requester_tenant: str = Field(min_length=1)
+    tenant_relation: Literal["own", "cross", "platform", "unscoped"]
+    approver: dict[str, Any]
+    approved_at: str = Field(pattern=TS_PATTERN)
+    expires_at: str = Field(pattern=TS_PATTERN)
+    reason: str = Field(min_length=1)
+    policy: dict[str, Any]
+
+
 BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {
         Kind.service_started.value: ServiceStartedBody,
@@ -161,6 +184,7 @@ BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         Kind.call_denied.value: CallDeniedBody,
         Kind.call_finished.value: CallFinishedBody,
         Kind.packet_issued.value: PacketIssuedBody,
+        Kind.approval_granted.value: ApprovalGrantedBody,
     }
 )
 

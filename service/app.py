@@ -33,7 +33,7 @@ from service.problems import (
     problem_body,
     problem_kind,
 )
-from service.routes import calls, catalog, health, ledger, packets
+from service.routes import approvals, calls, catalog, health, ledger, packets
 from service.runtime import build_runtime
 from service.settings import Settings
 
@@ -79,7 +79,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    for router in (catalog.router, calls.router, packets.router, ledger.router, health.router):
+    for router in (
+        catalog.router,
+        calls.router,
+        approvals.router,
+        packets.router,
+        ledger.router,
+        health.router,
+    ):
         app.include_router(router)
     app.middleware("http")(_request_id_middleware)
     app.add_exception_handler(RequestValidationError, _validation_problem)

@@ -25,9 +25,9 @@ SERVICE_SCHEMA = Schema(
     name="service",
     scripts=Path(__file__).parent / "migrations",
     version_table="govex_service_version",
-    tables=("govex_calls", "govex_leases"),
+    tables=("govex_calls", "govex_leases", "govex_approvals"),
 )
-"""The service's own tables (the call index, leases), migrated like the ledger's."""
+"""The service's own tables (the call index, leases, approvals), migrated like the ledger's."""
 
 # Table description for queries; the DDL lives in service/migrations.
 _metadata = MetaData()

@@ -24,7 +24,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,9 +33,16 @@ from catalog.errors import CatalogError
 from catalog.model import CommandEntry, Entry, QueryEntry
 from ledger.entry import format_ts
 from ledger.errors import LedgerError
+from service.approvals import ApprovalCheck, CallKey, check_approval, unreadable
 from service.command_call import CommandOutcome, run_into_packet
 from service.context import call_id_var
-from service.contract import CallContract, CallRequest, prepare_contract
+from service.contract import (
+    ApprovalTerms,
+    CallContract,
+    CallRequest,
+    MaskingTerms,
+    prepare_contract,
+)
 from service.errors import (
     CallBlocked,
     CatalogNotRunnable,
@@ -50,10 +57,11 @@ from service.errors import (
 from service.identity import Principal
 from service.ids import new_ulid
 from service.leases import Lease
+from service.masking import MASK_ALGORITHM, SensitiveColumnMissing, mask_positions, mask_rows
 from service.packets.build import PacketBuilder, StagedPacket
 from service.packets.errors import PacketBuildError
 from service.packets.manifest import Claim, LedgerRef, ServiceRef
-from service.packets.tables import BlobWritten, TableWritten
+from service.packets.tables import BlobWritten, RowValue, TableWritten
 from service.policy import Action, approval_context, entry_entity
 from service.problems import problem_code
 from service.run_command import check_executable, spec_for_entry
@@ -62,6 +70,9 @@ from service.run_sql import run_query
 from service.runtime import Runtime
 from service.sources import PostgresSource, resolve_source
 from service.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 _log = structlog.get_logger("govex.calls")
 
@@ -113,6 +124,7 @@ def execute(
         contract = _contract_or_blocked(
             runtime, principal, request, call_id, request_id, inputs_from_text
         )
+        contract = _with_masking(runtime, principal, contract)
         _check_executable(runtime, contract, principal, request)
         if contract.mode == "dry_run":
             _check_lease(runtime, contract, principal, request)
@@ -238,6 +250,7 @@ def _contract_or_blocked(
             runtime, exc, call_id, principal, request, request_id=request_id, contract=None
         ) from exc
     entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
+    approval, terms = _approval(runtime, entry, contract)
     action = Action.dry_run if request.mode == "dry_run" else Action.call
     decision = runtime.policy.decide(
         principal,
@@ -246,13 +259,15 @@ def _contract_or_blocked(
         {
             "mode": request.mode,
             "tenant_relation": contract.tenant_relation,
-            "approval": approval_context(entry, None),  # approvals: not built yet, so missing
+            "approval": approval_context(entry, terms.state if terms else None),
         },
     )
-    contract = contract.model_copy(update={"policy": decision.record()})
+    contract = contract.model_copy(update={"approval": terms, "policy": decision.record()})
     if not decision.allowed:
+        # Name the approval state that blocked it (or that was found) in the problem detail.
+        why = "" if approval is None or approval.passes else f" ({approval.reason})"
         denied = PolicyDenied(
-            f"policy denies {action.value} of {entry.id} for {principal.id}",
+            f"policy denies {action.value} of {entry.id} for {principal.id}{why}",
             action=action.value,
             resource=entry.id,
             policies=decision.determining,
@@ -261,6 +276,74 @@ def _contract_or_blocked(
             runtime, denied, call_id, principal, request, request_id=request_id, contract=contract
         ) from None
     return contract
+
+
+def _approval(
+    runtime: Runtime, entry: Entry, contract: CallContract
+) -> tuple[ApprovalCheck | None, ApprovalTerms | None]:
+    """Private: the approval state of a ``requires_approval`` call, at one reading of the clock.
+
+    (None, None) for an entry that needs no approval. Failing to read the approvals is
+    ``unknown``, which policy refuses (fail safe).
+    """
+    if not entry.requires_approval:
+        return None, None
+    now = runtime.clock()
+    call = CallKey(
+        entry_id=entry.id,
+        entry_digest=contract.entry.entry_digest.sha256,
+        inputs_digest=contract.inputs_digest.sha256,
+        requester=contract.identity.id,
+        tenant=contract.identity.tenant,
+        tenant_relation=contract.tenant_relation,
+    )
+    try:
+        found = runtime.approvals.find(call.entry_id, call.requester, call.inputs_digest)
+    except Exception as exc:  # noqa: BLE001 - any failure to read approvals fails safe
+        check = unreadable(str(getattr(exc, "message", type(exc).__name__)))
+    else:
+        check = check_approval(found, call, now)
+    record = check.approval
+    terms = ApprovalTerms(
+        state=check.state.value if check.state is not None else "missing",
+        approval_id=record.approval_id if record else None,
+        approval_seq=record.seq if record else None,
+        expires_at=format_ts(record.expires_at) if record else None,
+        evaluated_at=format_ts(now),
+    )
+    return check, terms
+
+
+def _with_masking(runtime: Runtime, principal: Principal, contract: CallContract) -> CallContract:
+    """Decide ``unmask`` for an entry with sensitive columns and name the outcome in the contract.
+
+    A deny is no refusal: the call runs with those columns masked under the runtime's key.
+    """
+    entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
+    if not isinstance(entry, QueryEntry) or not entry.sensitive_columns:
+        return contract
+    approval = contract.approval.state if contract.approval is not None else None
+    decision = runtime.policy.decide(
+        principal,
+        Action.unmask,
+        entry_entity(entry),
+        {
+            "mode": contract.mode,
+            "tenant_relation": contract.tenant_relation,
+            "approval": approval_context(entry, approval),
+        },
+    )
+    key = runtime.masking_key
+    if key is None:  # build_runtime refuses to start so; never fall back to the values
+        raise RuntimeError("an entry lists sensitive columns but the runtime has no masking key")
+    terms = MaskingTerms(
+        columns=entry.sensitive_columns,
+        unmasked=decision.allowed,
+        algorithm=None if decision.allowed else MASK_ALGORITHM,
+        key_id=None if decision.allowed else key.key_id,
+        policy=decision.record(),
+    )
+    return contract.model_copy(update={"masking": terms})
 
 
 def _deny(
@@ -417,20 +500,51 @@ def _run_query(
             if isinstance(source, PostgresSource)
             else run_query(source.path, entry.sql, contract.inputs, contract.timeout_ms)
         )
+        path = f"data/result.{contract.output_format}"
         with opened as result:
+            rows, descriptions = _masked(runtime, contract, result.columns, result.rows, path)
             written = builder.write_table(
-                path=f"data/result.{contract.output_format}",
+                path=path,
                 fmt=contract.output_format,
                 columns=result.columns,
-                rows=result.rows,
+                rows=rows,
                 max_bytes=contract.max_bytes,
                 max_rows=contract.max_rows,
+                descriptions=descriptions,
             )
     except QueryTimedOut as exc:
         return _Ran(Verdict.timed_out, elapsed(), error=exc.message)
     except (QueryFailed, SourceUnavailable, PacketBuildError) as exc:
         return _Ran(Verdict.error_running, elapsed(), error=exc.message)
+    except SensitiveColumnMissing as exc:
+        return _Ran(Verdict.error_running, elapsed(), error=str(exc))
     return _Ran(Verdict.ran_clean, elapsed(), written=written)
+
+
+def _masked(
+    runtime: Runtime,
+    contract: CallContract,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[RowValue]],
+    path: str,
+) -> tuple[Iterable[Sequence[RowValue]], dict[str, str]]:
+    """The rows to write, sensitive values masked while streaming, and the columns' descriptions.
+
+    Raises :class:`SensitiveColumnMissing` (before any row is read) when the result lacks a
+    sensitive column: that call ends ``error_running``, nothing is written unmasked.
+    """
+    terms = contract.masking
+    if terms is None:
+        return rows, {}
+    positions = mask_positions(columns, terms.columns)
+    key = runtime.masking_key
+    if terms.unmasked or key is None:  # no key: _with_masking refused already
+        allowed_by = ", ".join(terms.policy["determining_policies"])
+        unmasked = f"sensitive; not masked: policy allowed unmask ({allowed_by})"
+        return rows, dict.fromkeys(terms.columns, unmasked)
+    masked = f"sensitive; masked: {MASK_ALGORITHM}:<hex> keyed digest, key id {key.key_id}"
+    rows = mask_rows(rows, positions, key, columns=columns, path=path)
+    return rows, dict.fromkeys(terms.columns, masked)
 
 
 def _finish(

@@ -97,6 +97,44 @@ class CommandTerms(BaseModel):
     )
 
 
+class ApprovalTerms(BaseModel):
+    """The approval a call of a ``requires_approval`` entry was evaluated against.
+
+    ``state`` is ``missing`` when no approval counted; ``evaluated_at`` is the pinned
+    time of the evaluation (service.approvals).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: Literal[
+        "valid", "near_expiry", "just_expired", "stale", "not_applicable", "unknown", "missing"
+    ]
+    approval_id: str | None = Field(default=None, description="The approval kept, if any.")
+    approval_seq: int | None = Field(default=None, description="Its approval.granted entry.")
+    expires_at: str | None = Field(default=None, description="FORMATS time; its expiry.")
+    evaluated_at: str = Field(description="FORMATS time the state was evaluated at.")
+
+
+class MaskingTerms(BaseModel):
+    """How a query's sensitive columns are written; ``None`` in the contract of other entries.
+
+    Masked: each value is ``hmac-sha256:<hex>`` under the key ``key_id`` names (the key itself
+    is never recorded). Unmasked: policy allowed ``unmask`` for this principal and entry.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: tuple[str, ...] = Field(description="The entry's sensitive_columns.")
+    unmasked: bool = Field(description="True when policy allowed unmask: values as they are.")
+    algorithm: Literal["hmac-sha256"] | None = Field(
+        description="How values are masked; None when unmasked."
+    )
+    key_id: str | None = Field(
+        description="First 16 hex of SHA-256 of the masking key; None when unmasked."
+    )
+    policy: dict[str, Any] = Field(description="The unmask policy decision.")
+
+
 class CallContract(BaseModel):
     """Who calls, in what mode, with which inputs, under which limits and boundary."""
 
@@ -126,8 +164,14 @@ class CallContract(BaseModel):
     command: CommandTerms | None = Field(
         default=None, description="How a command entry runs; None for a query."
     )
+    approval: ApprovalTerms | None = Field(
+        default=None, description="The approval evaluated; None when the entry needs none."
+    )
     policy: dict[str, Any] | None = Field(
         default=None, description="The policy decision, once made."
+    )
+    masking: MaskingTerms | None = Field(
+        default=None, description="Sensitive columns and whether they are masked; None without."
     )
 
     def record(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@
     ├── SigningKeyMissing           a checkpoint is needed but no ledger signing key is configured
     ├── OutOfRange                  a seq or tree size the ledger (or its checkpoints) does not hold
     ├── LeaseUnavailable            every run slot of a lease scope is held (scope, limit, retry)
+    ├── ApprovalRefused             an approval that cannot be granted (``where``: entry or ttl_s)
     └── CallBlocked                 refused before it ran, ledgered as call.denied (cause, seq)
 
 Errors of ``catalog`` (inputs, seal, SQL rules), ``ledger`` (verification) and
@@ -180,6 +181,10 @@ class LeaseUnavailable(ServiceError):
         self.max_concurrent = max_concurrent
         self.held = held
         self.retry_after_s = retry_after_s
+
+
+class ApprovalRefused(ServiceError):
+    """An approval that cannot be granted: the entry needs none, or its TTL is out of bounds."""
 
 
 class CallBlocked(ServiceError):

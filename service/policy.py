@@ -18,7 +18,7 @@ import cedarpy
 
 from catalog.digest import DigestSet, digest_bytes
 from catalog.model import Entry
-from service.errors import StartupRefused
+from service.errors import PolicyDenied, StartupRefused
 from service.identity import Principal
 
 SCHEMA_FILE = "govex.cedarschema"
@@ -168,6 +168,18 @@ def entry_entity(entry: Entry) -> Entity:
 
 
 LEDGER_ENTITY = Entity("Govex::Ledger", "main", {})
+
+
+def require_ledger_reader(policy: PolicySet, principal: Principal) -> None:
+    """Raise :class:`PolicyDenied` unless ``principal`` may read the ledger (``read_ledger``)."""
+    decision = policy.decide(principal, Action.read_ledger, LEDGER_ENTITY, {})
+    if not decision.allowed:
+        raise PolicyDenied(
+            f"policy denies read_ledger for {principal.id}",
+            action=Action.read_ledger.value,
+            resource="ledger",
+            policies=decision.determining,
+        )
 
 
 def _principal_entities(principal: Principal) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from ledger.errors import (
     UnverifiedNote,
 )
 from service.errors import (
+    ApprovalRefused,
     CallBlocked,
     CatalogNotRunnable,
     CommandFailed,
@@ -151,6 +152,16 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
             "Entry is busy",
             "Retry after Retry-After seconds: the entry allows only a few runs at once.",
             Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        ApprovalRefused,
+        ProblemKind(
+            422,
+            "approval_refused",
+            "Approval refused",
+            "Approve only entries that require approval, with a TTL within the maximum.",
+            EXIT_USAGE,
         ),
     ),
     (

@@ -15,7 +15,7 @@ from service import proofs
 from service.call_index import CallRecord
 from service.errors import NotFound, PolicyDenied
 from service.identity import PLATFORM_TENANT, Principal
-from service.policy import LEDGER_ENTITY, Action, entry_entity
+from service.policy import Action, entry_entity, require_ledger_reader
 from service.proofs import InclusionProof
 from service.runtime import Runtime
 
@@ -108,11 +108,4 @@ def ledger_consistency_proof(
 
 
 def _require_ledger_reader(runtime: Runtime, principal: Principal) -> None:
-    decision = runtime.policy.decide(principal, Action.read_ledger, LEDGER_ENTITY, {})
-    if not decision.allowed:
-        raise PolicyDenied(
-            f"policy denies read_ledger for {principal.id}",
-            action=Action.read_ledger.value,
-            resource="ledger",
-            policies=decision.determining,
-        )
+    require_ledger_reader(runtime.policy, principal)

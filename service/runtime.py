@@ -2,7 +2,8 @@
 
 ``build_runtime`` refuses to start on a catalog that does not match its seal
 (unless provisional), on invalid policies, keys or JWT settings, on a ledger
-signing key that cannot be read or is not named after the origin, or on a source
+signing key that cannot be read or is not named after the origin, on sensitive
+columns without a usable masking key, or on a source
 the catalog names that is not configured; then it migrates the ledger and call index to
 head and appends ``service.started``.
 """
@@ -21,12 +22,14 @@ from ledger.checkpointer import Checkpointer
 from ledger.errors import KeyFormatError
 from ledger.keys import SignerKey, parse_signer_key
 from ledger.store import LedgerStore
+from service.approval_index import ApprovalIndex
 from service.authenticate import Authenticator
 from service.build_info import BuildInfo, current_build
 from service.call_index import CallIndex, open_call_index
 from service.clock import Clock, system_clock
 from service.errors import SigningKeyMissing, StartupRefused
 from service.leases import LeaseGate
+from service.masking import MaskingKey, load_masking_key
 from service.packets.build import clean_staging
 from service.policy import PolicySet
 from service.sealed_catalog import SealedCatalog, build_sealed_catalog
@@ -46,11 +49,17 @@ class Runtime:
     checkpointer: Checkpointer | None = None  # None: no signing key configured
     # The values of the variables command entries allowlist (``env``), read once at start.
     command_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    masking_key: MaskingKey | None = None  # None: no entry lists sensitive columns
 
     @cached_property
     def leases(self) -> LeaseGate:
         """Call leases, in the ledger's database (so they hold across processes)."""
         return LeaseGate(self.ledger.engine)
+
+    @cached_property
+    def approvals(self) -> ApprovalIndex:
+        """Granted approvals (an index of ledger entries), in the ledger's database."""
+        return ApprovalIndex(self.ledger.engine)
 
     def require_checkpointer(self) -> Checkpointer:
         """The checkpointer; :class:`SigningKeyMissing` when no signing key is configured."""
@@ -92,6 +101,7 @@ def build_runtime(
     policy = PolicySet.load(settings.policies_dir)
     auth = Authenticator.from_settings(settings)
     signer = None if settings.ledger_key_file is None else load_signer_key(settings)
+    masking_key = masking_key_for(sealed, settings)
     settings.packet_root.mkdir(parents=True, exist_ok=True)
     clean_staging(settings.packet_root)
     ledger_file = sqlite_file(settings.ledger_url)
@@ -107,8 +117,9 @@ def build_runtime(
     checkpointer = None if signer is None else Checkpointer(ledger, signer, clock)
     command_env = command_environment(sealed, environ)
     runtime = Runtime(
-        settings, sealed, policy, auth, ledger, calls, clock, build, checkpointer, command_env
-    )
+        settings, sealed, policy, auth, ledger, calls, clock, build, checkpointer, command_env,
+        masking_key,
+    )  # fmt: skip
     if record_start:
         ledger.append(
             "service.started",
@@ -125,6 +136,26 @@ def build_runtime(
             clock(),
         )
     return runtime
+
+
+def masking_key_for(sealed: SealedCatalog, settings: Settings) -> MaskingKey | None:
+    """The masking key when an entry lists sensitive columns; refuse to start without one.
+
+    Fail closed: a sensitive column is never written unmasked for want of a key, and no key
+    is made up (a key that changes on each start would break joins across packets).
+    """
+    sensitive = [
+        e.id for e in sealed.catalog.entries if isinstance(e, QueryEntry) and e.sensitive_columns
+    ]
+    if settings.masking_key_file is None:
+        if sensitive:
+            raise StartupRefused(
+                f"entries {', '.join(sensitive)} list sensitive_columns but no masking key is "
+                "configured: set GOVEX_MASKING_KEY_FILE (create one with 'govex keys masking')",
+                where="masking_key_file",
+            )
+        return None
+    return load_masking_key(settings.masking_key_file)
 
 
 def command_environment(sealed: SealedCatalog, environ: Mapping[str, str]) -> Mapping[str, str]:

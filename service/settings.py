@@ -59,6 +59,13 @@ class Settings(BaseSettings):
             " the origin. Unset: no checkpoints are signed and their endpoints answer 503."
         ),
     )
+    masking_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Secret key (hex, 32+ bytes) that masks sensitive columns ('govex keys masking');"
+            " required when an entry lists sensitive_columns."
+        ),
+    )
     checkpoint_interval_s: float = Field(
         default=60.0,
         ge=0,
@@ -84,6 +91,13 @@ class Settings(BaseSettings):
     )
     auth_failure_window_s: float = Field(
         default=60.0, gt=0, allow_inf_nan=False, description="Window of auth_failure_limit."
+    )
+
+    approval_default_ttl_s: int = Field(
+        default=3600, gt=0, description="How long an approval lasts when the approver names no TTL."
+    )
+    approval_max_ttl_s: int = Field(
+        default=86400, gt=0, description="The longest TTL an approver may give an approval."
     )
 
     @field_validator("sources")

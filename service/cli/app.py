@@ -21,6 +21,7 @@ import typer
 
 from catalog.authority import AuthorityStatus
 from catalog.errors import CatalogError
+from service.cli.approvals import approvals_app
 from service.cli.db import db_app
 from service.cli.keys import keys_app, verifier_key
 from service.cli.ledger import ledger_app
@@ -45,6 +46,7 @@ schemas_app = typer.Typer(help="JSON Schemas of govex documents.", no_args_is_he
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
+app.add_typer(approvals_app, name="approvals")
 app.add_typer(db_app, name="db")
 app.add_typer(packet_app, name="packet")
 app.add_typer(schemas_app, name="schemas")

@@ -1,4 +1,4 @@
-"""``govex keys``: API keys (create, list, revoke) and ledger signing keys (generate).
+"""``govex keys``: API keys (create, list, revoke), ledger signing keys (generate), masking keys.
 
 API keys live in the keys file (``govex.keys/v1``, ``GOVEX_KEYS_FILE``) as SHA-256
 hashes (:mod:`service.api_keys`): ``create`` prints the new token once and never
@@ -8,7 +8,7 @@ running service refuses it from its next request (it follows the file).
 Ledger signing keys are Ed25519 keys in the C2SP signed-note form: a signer key
 file holds ``PRIVATE+KEY+<name>+<id>+<data>`` (secret, mode 0600); a verifier key
 is ``<name>+<id>+<data>``, given as text or as a file. For a ledger key the name is
-the ledger origin.
+the ledger origin. A masking key (``masking``) is 32 random bytes as hex (secret, mode 0600).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ledger.keys import SignerKey, VerifierKey
 
 keys_app = typer.Typer(
-    help="API keys (create, list, revoke) and ledger signing keys (generate).",
+    help="API keys (create, list, revoke), ledger signing keys (generate), masking keys.",
     no_args_is_help=True,
 )
 
@@ -227,6 +227,33 @@ def keys_generate(
         io_error(exc)
     typer.echo(verifier)
     typer.echo(f"signer key in {out} (keep it secret), verifier key in {public}", err=True)
+
+
+@keys_app.command("masking")
+def keys_masking(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Write the SECRET masking key here (hex, mode 0600); never overwrites.",
+        ),
+    ],
+) -> None:
+    """For MASKING: 32 random bytes that key the digests of sensitive columns.
+
+    Set GOVEX_MASKING_KEY_FILE to the file. Prints the key id that contracts record; the key
+    itself is printed nowhere. Keep it for the life of the packets: a new key gives new masks.
+    """
+    from service.masking import MaskingKey  # noqa: PLC0415
+
+    if out.exists() or out.is_symlink():
+        usage(f"{out} exists: refusing to overwrite a key")
+    key = MaskingKey.generate()
+    try:
+        _write_new(out, key.text() + "\n", mode=0o600)
+    except OSError as exc:
+        io_error(exc)
+    typer.echo(key.key_id)
+    typer.echo(f"masking key in {out} (keep it secret); its key id is printed above", err=True)
 
 
 def _write_new(path: Path, text: str, *, mode: int) -> None:

@@ -110,7 +110,9 @@ def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> Non
         os.fsync(raw.fileno())
 
 
-def _resource(written: TableWritten | BlobWritten) -> dict[str, JsonValue]:
+def _resource(
+    written: TableWritten | BlobWritten, descriptions: Mapping[str, str] | None = None
+) -> dict[str, JsonValue]:
     record = written.record
     name = record.path.removeprefix("data/").rsplit(".", 1)[0].replace("/", "-").lower()
     resource: dict[str, JsonValue] = {
@@ -124,6 +126,8 @@ def _resource(written: TableWritten | BlobWritten) -> dict[str, JsonValue]:
         fields: list[JsonValue] = []
         for column, kind in zip(written.columns, written.column_types, strict=True):
             field: dict[str, JsonValue] = {"name": column, "type": kind}
+            if descriptions and column in descriptions:
+                field["description"] = descriptions[column]
             if column in written.binary_columns:
                 field["format"] = "binary"
             if kind == "boolean" and written.fmt == "csv":
@@ -149,14 +153,23 @@ def _resource(written: TableWritten | BlobWritten) -> dict[str, JsonValue]:
 
 
 def render_datapackage(
-    packet_id: str, created_at: str, written: Sequence[TableWritten | BlobWritten]
+    packet_id: str,
+    created_at: str,
+    written: Sequence[TableWritten | BlobWritten],
+    descriptions: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
-    """datapackage.json (Frictionless Data Package v2) describing the payload files."""
+    """datapackage.json (Frictionless Data Package v2) describing the payload files.
+
+    ``descriptions`` maps a file's path to descriptions of its columns (Table Schema
+    ``description``), such as how a sensitive column was masked.
+    """
     descriptor = {
         "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
         "id": packet_id,
         "created": created_at,
-        "resources": [_resource(item) for item in written],
+        "resources": [
+            _resource(item, (descriptions or {}).get(item.record.path)) for item in written
+        ],
     }
     return (json.dumps(descriptor, ensure_ascii=False, indent=2) + "\n").encode()
 
@@ -178,6 +191,7 @@ class PacketBuilder:
         self.final_path = packet_root / f"{packet_id}.zip"
         self._chunk_bytes = chunk_bytes
         self._written: dict[str, TableWritten | BlobWritten] = {}
+        self._descriptions: dict[str, Mapping[str, str]] = {}
         self._state = "open"
         if self.final_path.exists():
             raise PacketBuildError(path=self.final_path.name, detail="packet already published")
@@ -223,8 +237,12 @@ class PacketBuilder:
         rows: Iterable[Sequence[RowValue]],
         max_bytes: int | None,
         max_rows: int | None = None,
+        descriptions: Mapping[str, str] | None = None,
     ) -> TableWritten:
-        """Stream a table into the bag; see :func:`service.packets.tables.write_table`."""
+        """Stream a table into the bag; see :func:`service.packets.tables.write_table`.
+
+        ``descriptions`` (column -> text) go to the columns' datapackage.json fields.
+        """
         with self._open_payload(path) as out:
             written = write_table(
                 out,
@@ -239,6 +257,8 @@ class PacketBuilder:
             out.flush()
             os.fsync(out.fileno())
         self._written[path] = written
+        if descriptions:
+            self._descriptions[path] = dict(descriptions)
         return written
 
     def write_blob(
@@ -311,7 +331,9 @@ class PacketBuilder:
             ),
             "manifest-sha256.txt": render_manifest(payload),
             "packet.json": manifest_bytes(manifest),
-            "datapackage.json": render_datapackage(self.packet_id, stamp, written),
+            "datapackage.json": render_datapackage(
+                self.packet_id, stamp, written, self._descriptions
+            ),
         }
         for name, data in tags.items():
             _write_file(self.bag / name, data)

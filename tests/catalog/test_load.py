@@ -16,7 +16,7 @@ import pytest
 from catalog.errors import CatalogErrors, CatalogLoadError, SealError, SqlRejected
 from catalog.load import SEAL_FILE, load_catalog_dir, parse_catalog, read_seal, write_seal
 from catalog.model import CommandEntry, QueryEntry
-from catalog.seal import compute_seal
+from catalog.seal import compute_seal, entry_digest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,7 +77,7 @@ def test_resolved_document_shape(write_catalog: Callable[..., Path]) -> None:
     assert set(query) == {
         "kind", "id", "title", "description", "source", "engine", "sql_file", "sql", "params",
         "timeout_ms", "max_rows", "max_bytes", "tags", "sensitive", "requires_approval",
-        "tenant_scoped", "tenant_param", "lease", "claim",
+        "tenant_scoped", "tenant_param", "lease", "claim", "sensitive_columns",
     }  # fmt: skip
     assert query["params"]["customer_id"] == {
         "type": "integer", "required": True, "default": None, "min": 1, "max": 1000000,
@@ -257,6 +257,39 @@ def test_param_default_is_validated_and_normalized() -> None:
     catalog = parse_catalog(toml.replace("default = 9", "default = 3"), _reader({"q.sql": sql}))
     since = catalog.entry("q").params["since"]
     assert (since.default, since.required) == ("2026-01-31", False)
+
+
+_SENSITIVE = HEADER + '[[query]]\nid = "q"\ntitle = "Q"\nsource = "demo"\nsql = "q.sql"\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param('sensitive_columns = ["email", "e mail"]\n', [(12, "q", "sensitive_columns.1", "not a plain column name ([A-Za-z_][A-Za-z0-9_]*): 'e mail'")], id="not-plain"),
+        pytest.param('sensitive_columns = ["t.email"]\n', [(12, "q", "sensitive_columns.0", "not a plain column name ([A-Za-z_][A-Za-z0-9_]*): 't.email'")], id="qualified"),
+        pytest.param('sensitive_columns = ["email", "email"]\n', [(12, "q", "sensitive_columns.1", "email is listed twice")], id="twice"),
+        pytest.param('sensitive_columns = "email"\n', [(12, "q", "sensitive_columns", "Input should be a valid list (got 'email')")], id="not-a-list"),
+    ],
+)  # fmt: skip
+def test_sensitive_columns_problems(line: str, expected: list[tuple[object, ...]]) -> None:
+    assert _load_errors(_SENSITIVE + line, {"q.sql": "SELECT 1 AS email"}) == expected
+
+
+def test_sensitive_columns_are_resolved_and_covered_by_the_entry_digest() -> None:
+    sql = _reader({"q.sql": "SELECT email FROM t ORDER BY email"})
+    plain = parse_catalog(_SENSITIVE, sql).entry("q")
+    masked = parse_catalog(_SENSITIVE + 'sensitive_columns = ["email"]\n', sql).entry("q")
+    assert isinstance(masked, QueryEntry)
+    assert masked.sensitive_columns == ("email",)
+    assert entry_digest(plain) != entry_digest(masked)
+
+
+def test_commands_have_no_sensitive_columns() -> None:
+    toml = (
+        HEADER
+        + '[[command]]\nid = "c"\ntitle = "C"\nargv = ["/bin/true"]\nmutating = false\nsensitive_columns = ["x"]\n'
+    )
+    assert _load_errors(toml) == [(12, "c", "sensitive_columns", "unknown key")]
 
 
 def test_seal_round_trip(write_catalog: Callable[..., Path]) -> None:

@@ -125,7 +125,7 @@ def test_entry_digest_is_pinned_against_an_independent_computation() -> None:
         }},
         "timeout_ms": 30000, "max_rows": 1000000, "max_bytes": 1073741824, "tags": [],
         "sensitive": False, "requires_approval": False, "tenant_scoped": False,
-        "tenant_param": None, "lease": None, "claim": None,
+        "tenant_param": None, "lease": None, "claim": None, "sensitive_columns": [],
     }  # fmt: skip
     data = rfc8785.dumps(document)
     digest = entry_digest(entry)

@@ -25,6 +25,7 @@ from ledger.keys import decode_base64, parse_signer_key, parse_verifier_key
 from ledger.merkle import verify_consistency
 from ledger.tlog_proof import parse_tlog_proof, verify_tlog_proof
 from service.cli import app
+from service.masking import MaskingKey
 from tests.pg_harness import SERVICE_PASSWORD
 
 if TYPE_CHECKING:
@@ -171,6 +172,8 @@ def test_db_upgrade_migrates_both_schemas_once_and_grants_name_every_table(
     assert "GRANT SELECT, INSERT ON ledger_checkpoints TO govex_service;" in grants
     assert "GRANT SELECT, INSERT, UPDATE ON govex_calls TO govex_service;" in grants
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON govex_leases TO govex_service;" in grants
+    # approvals are inserted and read, never changed: the ledger entry is the evidence
+    assert "GRANT SELECT, INSERT ON govex_approvals TO govex_service;" in grants
     # DELETE only on leases (operational state, released by deleting), TRUNCATE nowhere
     assert [g for g in grants if "DELETE" in g or "TRUNCATE" in g] == [
         "GRANT SELECT, INSERT, UPDATE, DELETE ON govex_leases TO govex_service;"
@@ -569,6 +572,13 @@ def test_packet_verify_proof_usage_errors_exit_2(
     assert needle in err
 
 
+def _masking_key(directory: Path) -> Path:
+    """A fresh masking key file (the demo catalog lists sensitive columns)."""
+    path = directory / "masking.key"
+    path.write_text(MaskingKey.generate().text() + "\n")
+    return path
+
+
 def test_a_demo_packet_verifies_with_its_ledger_proof(tmp_path: Path) -> None:
     database = tmp_path / "demo.sqlite"
     subprocess.run(
@@ -586,6 +596,7 @@ def test_a_demo_packet_verifies_with_its_ledger_proof(tmp_path: Path) -> None:
         "GOVEX_ORIGIN": origin,
         "GOVEX_API_KEY": "gvx-demo-alice",  # examples/demo/TOKENS.md: public, demo only
         "GOVEX_LEDGER_KEY_FILE": str(keys.signer),
+        "GOVEX_MASKING_KEY_FILE": str(_masking_key(tmp_path)),
     }
     code, out, err = _run(["call", "invoices.unpaid", "-p", "tenant=acme"], env)
     assert code == 0, err
@@ -611,6 +622,7 @@ _OFFLINE_PROBE = """
 import sys
 from typer.testing import CliRunner
 from service.cli import app
+from service.masking import MaskingKey
 result = CliRunner().invoke(app, sys.argv[1:])
 heavy = ("fastapi", "sqlalchemy", "uvicorn", "psycopg", "ledger.store")
 print(result.exit_code, ",".join(sorted(m for m in heavy if m in sys.modules)))

@@ -35,6 +35,12 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     subprocess.run(
         [sys.executable, str(REPO / "examples/demo/generate.py"), str(database)], check=True
     )
+    masking_key = var / "masking.key"  # as `make run` makes var/masking.key
+    subprocess.run(
+        [str(BIN / "govex"), "keys", "masking", "--out", str(masking_key)],
+        check=True,
+        capture_output=True,
+    )
     return {
         **os.environ,
         "GOVEX_CATALOG_DIR": str(REPO / "examples/demo/catalog"),
@@ -43,6 +49,7 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "GOVEX_LEDGER_URL": f"sqlite:///{var / 'ledger.sqlite'}",
         "GOVEX_PACKET_ROOT": str(var / "packets"),
         "GOVEX_ORIGIN": "govex.localhost/ledger/demo",
+        "GOVEX_MASKING_KEY_FILE": str(masking_key),
     }
 
 
@@ -122,6 +129,31 @@ def test_the_readme_tour_gives_a_packet_that_verifies(
     assert "chain intact" in ledger.stdout
 
 
+def test_customer_names_are_masked_for_an_analyst_and_shown_to_an_operator(
+    server: str,
+) -> None:
+    def rows(token: str) -> tuple[dict[str, object], list[dict[str, object]]]:
+        body = {"entry": "orders.large", "params": {"tenant": "acme", "min_total": 1000}}
+        headers = {"Authorization": f"Bearer {token}"}
+        result = httpx.post(f"{server}/v1/calls", json=body, headers=headers, timeout=60).json()
+        packet = httpx.get(f"{server}/v1/packets/{result['packet_id']}", headers=headers).content
+        with zipfile.ZipFile(io.BytesIO(packet)) as bag:
+            data = bag.read(f"{result['packet_id']}/data/result.jsonl")
+        return result["contract"]["masking"], [json.loads(line) for line in data.splitlines()]
+
+    analyst, masked = rows(DEMO_TOKEN)
+    operator, shown = rows("gvx-demo-carol")
+    assert analyst["unmasked"] is False
+    assert analyst["key_id"]
+    assert operator["unmasked"] is True
+    assert masked
+    assert len(masked) == len(shown)
+    for hidden, plain in zip(masked, shown, strict=True):
+        assert str(hidden["customer_name"]).startswith("hmac-sha256:")
+        assert not str(plain["customer_name"]).startswith("hmac-sha256:")
+        assert hidden["order_id"] == plain["order_id"]
+
+
 def test_the_readme_absence_example_proves_absence(server: str) -> None:
     params = {"tenant": "acme", "issued_before": "2026-03-01"}
     assert (
@@ -152,6 +184,38 @@ def test_the_readme_command_example_runs_date(server: str) -> None:
     with zipfile.ZipFile(io.BytesIO(packet.content)) as archive:
         stdout = archive.read(f"{result['packet_id']}/data/stdout.txt").decode()
     assert stdout == "Tuesday 2026-06-30: ISO week 27 of 2026, day 181 of the year\n"
+
+
+def test_the_readme_approval_step_lets_the_analyst_run_a_refund_list(server: str) -> None:
+    readme = (REPO / "README.md").read_text()
+    approval = {
+        "entry": "invoices.overpaid",
+        "params": {"tenant": "acme"},
+        "requester": "alice",
+        "requester_tenant": "acme",
+        "ttl_s": 3600,
+        "reason": "refund review",
+    }
+    call = {"entry": "invoices.overpaid", "params": {"tenant": "acme"}}
+    assert json.dumps(approval) in readme
+    assert json.dumps(call) in readme
+    alice = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+    carol = {"Authorization": "Bearer gvx-demo-carol"}
+    # alice may not approve her own call; carol's approval of other inputs does not count
+    refused = httpx.post(f"{server}/v1/approvals", json=approval, headers=alice, timeout=60)
+    assert refused.status_code == 403, refused.text
+    other = {**approval, "params": {"tenant": "globex"}, "requester_tenant": "globex"}
+    assert httpx.post(f"{server}/v1/approvals", json=other, headers=carol).status_code == 201
+    blocked = httpx.post(f"{server}/v1/calls", json=call, headers=alice, timeout=60)
+    assert blocked.status_code == 403, blocked.text
+    assert "no approval of invoices.overpaid" in blocked.json()["detail"]
+    granted = httpx.post(f"{server}/v1/approvals", json=approval, headers=carol, timeout=60)
+    assert granted.status_code == 201, granted.text
+    ran = httpx.post(f"{server}/v1/calls", json=call, headers=alice, timeout=60)
+    assert ran.status_code == 201, ran.text
+    assert ran.json()["verdict"] == "ran_clean"
+    terms = ran.json()["contract"]["approval"]
+    assert (terms["state"], terms["approval_id"]) == ("valid", granted.json()["approval_id"])
 
 
 def test_the_demo_catalog_matches_its_committed_seal() -> None:

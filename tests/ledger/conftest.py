@@ -121,4 +121,18 @@ def sample_bodies() -> dict[str, dict[str, Any]]:
             "packet_id": "01JPACKET",
             "manifest_hash": dict(_DIGEST),
         },
+        "approval.granted": {
+            "approval_id": "01JAPPROVAL",
+            "entry_id": "orders.by_customer",
+            "entry_digest": dict(_DIGEST),
+            "inputs_digest": dict(_DIGEST),
+            "requester": "alice",
+            "requester_tenant": "acme",
+            "tenant_relation": "own",
+            "approver": {"id": "carol", "roles": ["operator"]},
+            "approved_at": "2026-11-23T09:15:02.123456Z",
+            "expires_at": "2026-11-23T10:15:02.123456Z",
+            "reason": "month-end export",
+            "policy": {"decision": "allow"},
+        },
     }

@@ -35,6 +35,20 @@ FORMATS_BODY_FIELDS = {
         "duration_ms",
     },
     "packet.issued": {"call_id", "packet_id", "manifest_hash"},
+    "approval.granted": {
+        "approval_id",
+        "entry_id",
+        "entry_digest",
+        "inputs_digest",
+        "requester",
+        "requester_tenant",
+        "tenant_relation",
+        "approver",
+        "approved_at",
+        "expires_at",
+        "reason",
+        "policy",
+    },
 }
 
 

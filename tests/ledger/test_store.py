@@ -68,17 +68,18 @@ def test_append_builds_the_chain(
     store: LedgerStore, moment: datetime, sample_bodies: dict[str, Any]
 ) -> None:
     entries = [store.append(kind, body, moment) for kind, body in sample_bodies.items()]
-    assert [e.seq for e in entries] == list(range(5))
+    count = len(Kind)  # one entry of each kind
+    assert [e.seq for e in entries] == list(range(count))
     assert entries[0].prev == ZERO_PREV
     for before, after in itertools.pairwise(entries):
         assert after.prev == leaf_hash(store.get_leaf_input(before.seq)).hex()
     assert [e.kind for e in entries] == list(Kind)
     assert entries[0].ts == "2026-11-23T09:15:02.123456Z"
-    assert store.size() == 5
+    assert store.size() == count
     assert store.get(3) == entries[3]
     assert store.list_entries(1, 2) == entries[1:3]
     assert store.list_entries(4, 10) == entries[4:]
-    assert store.verify().size == 5
+    assert store.verify().size == count
 
 
 def test_append_returns_what_get_reads(store: LedgerStore, moment: datetime) -> None:

@@ -86,7 +86,7 @@ def _take(
 
 
 def test_the_service_upgrade_creates_the_lease_table_and_its_index(engine: sa.Engine) -> None:
-    assert current_revision(engine, SERVICE_SCHEMA) == head_revision(SERVICE_SCHEMA) == "s0002"
+    assert current_revision(engine, SERVICE_SCHEMA) == head_revision(SERVICE_SCHEMA)
     inspector = sa.inspect(engine)
     columns = {c["name"] for c in inspector.get_columns("govex_leases")}
     assert columns == {"lease_id", "scope", "holder", "acquired_at", "expires_at"}
@@ -108,7 +108,7 @@ def test_a_database_at_s0001_upgrades_to_the_lease_table(lease_url: str) -> None
         assert current_revision(engine, SERVICE_SCHEMA) == "s0001"
         assert not sa.inspect(engine).has_table("govex_leases")
         upgrade(engine.execution_options(**{WRITE_OPTION: True}), SERVICE_SCHEMA)
-        assert current_revision(engine, SERVICE_SCHEMA) == "s0002"
+        assert current_revision(engine, SERVICE_SCHEMA) == head_revision(SERVICE_SCHEMA)
         assert sa.inspect(engine).has_table("govex_leases")
         assert sa.inspect(engine).has_table("govex_calls")
     finally:

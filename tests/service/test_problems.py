@@ -107,6 +107,7 @@ SAMPLES: dict[type[Exception], Exception] = {
     service_errors.QueryFailed: service_errors.QueryFailed("syntax"),
     QueryTimedOut: QueryTimedOut("late", timeout_ms=10),
     service_errors.LeaseUnavailable: service_errors.LeaseUnavailable("a.b", 2, 31),
+    service_errors.ApprovalRefused: service_errors.ApprovalRefused("needs none", where="entry"),
     service_errors.CommandSpecInvalid: service_errors.CommandSpecInvalid("bad", where="args[0]"),
     service_errors.CommandRefused: service_errors.CommandRefused("option", where="name"),
     service_errors.ExecutableMismatch: service_errors.ExecutableMismatch(

@@ -29,5 +29,6 @@ def test_every_formats_document_has_a_schema() -> None:
         "call.denied",
         "call.finished",
         "packet.issued",
+        "approval.granted",
     ):
         assert f"ledger-body-{kind}.schema.json" in names
