@@ -18,6 +18,7 @@ from catalog.model import CommandEntry, Entry, QueryEntry
 from ledger.entry import format_ts
 from ledger.errors import LedgerError
 from service.approvals import ApprovalCheck, CallKey, check_approval, unreadable
+from service.command_spec import spec_for_entry
 from service.contract import (
     ApprovalTerms,
     CallContract,
@@ -38,7 +39,7 @@ from service.leases import Lease
 from service.masking import MASK_ALGORITHM
 from service.policy import Action, approval_context, entry_entity
 from service.problems import problem_code
-from service.run_command import check_executable, spec_for_entry
+from service.run_command import check_executable
 from service.runtime import Runtime
 
 _log = structlog.get_logger("govex.calls")

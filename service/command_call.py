@@ -20,15 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.command_spec import spec_for_entry
 from service.errors import CommandFailed, CommandRefused
 from service.packets.errors import PacketBuildError
-from service.run_command import (
-    CapturedOutput,
-    CommandResult,
-    run_command,
-    spec_for_entry,
-    verdict_for,
-)
+from service.run_command import CapturedOutput, CommandResult, run_command, verdict_for
 from service.verdicts import Verdict
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
 from catalog.model import CommandEntry, CommandLimits, Entry, ExitVerdict
 from catalog.params import bind_inputs
+from service.command_spec import BOUNDARY_COMMAND, build_argv, spec_for_entry
 from service.identity import PLATFORM_TENANT, Principal
 from service.leases import lease_scope
 from service.packets.manifest import CatalogRef, EntryRef
-from service.run_command import BOUNDARY_COMMAND, build_argv, spec_for_entry
 from service.run_postgres import boundary_controls
 from service.run_sql import BOUNDARY_SQLITE
 from service.sealed_catalog import SealedCatalog

@@ -17,8 +17,9 @@ from catalog.load import load_catalog_dir
 from catalog.model import CommandEntry
 from catalog.params import bind_inputs
 from examples.demo.generate import SNAPSHOT, generate
+from service.command_spec import spec_for_entry
 from service.identity import ApiKeyring
-from service.run_command import run_command, spec_for_entry
+from service.run_command import run_command
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

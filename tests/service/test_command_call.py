@@ -12,9 +12,10 @@ import pytest
 
 from catalog.model import CommandEntry, CommandLimits, ParamSpec, ParamType
 from service.command_call import STDERR_PATH, STDOUT_PATH, run_into_packet
+from service.command_spec import spec_for_entry
 from service.errors import CommandRefused, ExecutableMismatch
 from service.packets.build import PacketBuilder
-from service.run_command import check_executable, spec_for_entry
+from service.run_command import check_executable
 from service.verdicts import Verdict
 
 PACKET_ID = "01JCOMMANDCALLTEST000000000"

@@ -20,14 +20,12 @@ from typing import Any
 import pytest
 
 from catalog.digest import digest_bytes
+from service.command_spec import CommandLimits, CommandSpec, build_argv
 from service.errors import CommandFailed, CommandRefused, CommandSpecInvalid, ExecutableMismatch
 from service.run_command import (
     CapturedOutput,
-    CommandLimits,
     CommandResult,
-    CommandSpec,
     CommandVerdict,
-    build_argv,
     run_command,
     verdict_for,
 )
