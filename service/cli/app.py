@@ -27,8 +27,8 @@ from service.cli.keys import keys_app, verifier_key
 from service.cli.ledger import ledger_app
 from service.cli.options import VerifierKeyOption
 from service.cli.output import fail, io_error, usage
+from service.cli.session import caller_session, load_settings, parse_params
 from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE
-from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.packets.verify import InclusionEvidence
@@ -59,21 +59,6 @@ CatalogDir = Annotated[
 def main() -> None:
     """Console script entry point."""
     app()
-
-
-def _settings(**overrides: object) -> Settings:
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            typer.echo(
-                f"error [configuration_error]: GOVEX_{field.upper()}: {err['msg']}",
-                err=True,
-            )
-        raise typer.Exit(EXIT_USAGE) from None
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -176,22 +161,15 @@ def call(
 ) -> None:
     """Run a catalog entry locally, through the same core as POST /v1/calls."""
     from service import calls  # noqa: PLC0415
+    from service.api_models import CallResponse  # noqa: PLC0415
     from service.contract import CallRequest  # noqa: PLC0415
-    from service.runtime import build_runtime  # noqa: PLC0415
 
     if fmt not in {"jsonl", "csv"}:
         typer.echo(f"error [invalid_request]: --format {fmt!r}: use jsonl or csv", err=True)
         raise typer.Exit(EXIT_USAGE)
-    settings = _settings(provisional=provisional)
-    pairs = _parse_params(param or [])
-    try:
-        runtime = build_runtime(settings)
-    except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
-        fail(exc)
-    try:
-        principal = runtime.auth.authenticate(
-            f"Bearer {api_key}" if api_key else None, runtime.clock()
-        )
+    settings = load_settings(provisional=provisional)
+    pairs = parse_params(param or [])
+    with caller_session(settings, api_key) as (runtime, principal):
         request = CallRequest.model_validate(
             {
                 "entry": entry,
@@ -202,28 +180,11 @@ def call(
         )
         # CLI values are text: the entry's parameter types convert them.
         result = calls.execute(runtime, principal, request, request_id=None, inputs_from_text=True)
-    except Exception as exc:  # noqa: BLE001 - mapped to a problem and an exit code
-        fail(exc)
-    finally:
-        runtime.close()
-    from service.api_models import CallResponse  # noqa: PLC0415
-
     typer.echo(CallResponse.of(result).model_dump_json(indent=2))
     if result.packet_id:
         path = settings.packet_root / f"{result.packet_id}.zip"
         typer.echo(f"packet: {path}", err=True)
     raise typer.Exit(result.exit_code)
-
-
-def _parse_params(items: list[str]) -> dict[str, str | int | float | bool | None]:
-    pairs: dict[str, str | int | float | bool | None] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            typer.echo(f"error [invalid_request]: --param {item!r} is not name=value", err=True)
-            raise typer.Exit(EXIT_USAGE)
-        pairs[name] = value
-    return pairs
 
 
 # --- packets ---------------------------------------------------------------------------------
@@ -342,7 +303,7 @@ def serve(
     from service.logging import configure_logging  # noqa: PLC0415
     from service.runtime import build_runtime  # noqa: PLC0415
 
-    settings = _settings(provisional=provisional)
+    settings = load_settings(provisional=provisional)
     try:  # refuse early, with the problem on stderr, before uvicorn starts
         build_runtime(settings, record_start=False).close()
     except Exception as exc:  # noqa: BLE001 - reported as a problem, never a trace

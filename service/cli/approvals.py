@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from service.cli.output import fail, usage
+from service.cli.output import usage
+from service.cli.session import caller_session, load_settings, parse_params
 
 approvals_app = typer.Typer(
     help="Approve one requester's call of an entry with given inputs, for a bounded time.",
@@ -59,20 +60,10 @@ def grant(
 ) -> None:
     """Grant an approval (ledgered approval.granted) and print it as JSON."""
     from service.approval_grants import ApprovalRequest, grant  # noqa: PLC0415
-    from service.cli.app import _parse_params, _settings  # noqa: PLC0415 - the shared CLI helpers
-    from service.runtime import build_runtime  # noqa: PLC0415
 
     ttl_s = None if ttl is None else parse_ttl(ttl)
-    pairs = _parse_params(param or [])
-    settings = _settings()
-    try:
-        runtime = build_runtime(settings, record_start=False)
-    except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
-        fail(exc)
-    try:
-        approver = runtime.auth.authenticate(
-            f"Bearer {api_key}" if api_key else None, runtime.clock()
-        )
+    pairs = parse_params(param or [])
+    with caller_session(load_settings(), api_key, record_start=False) as (runtime, approver):
         approval = grant(
             runtime,
             approver,
@@ -87,10 +78,6 @@ def grant(
             request_id=None,
             inputs_from_text=True,  # command-line values: the entry's parameter types convert
         )
-    except Exception as exc:  # noqa: BLE001 - mapped to a problem and an exit code
-        fail(exc)
-    finally:
-        runtime.close()
     typer.echo(approval.model_dump_json(indent=2))
 
 
@@ -102,21 +89,7 @@ def list_approvals(
 ) -> None:
     """List the latest approvals, newest first, as JSON (auditors and operators)."""
     from service.approval_grants import list_approvals as listed  # noqa: PLC0415
-    from service.cli.app import _settings  # noqa: PLC0415 - the shared CLI helper
-    from service.runtime import build_runtime  # noqa: PLC0415
 
-    settings = _settings()
-    try:
-        runtime = build_runtime(settings, record_start=False)
-    except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
-        fail(exc)
-    try:
-        reader = runtime.auth.authenticate(
-            f"Bearer {api_key}" if api_key else None, runtime.clock()
-        )
+    with caller_session(load_settings(), api_key, record_start=False) as (runtime, reader):
         approvals = listed(runtime, reader, entry, limit)
-    except Exception as exc:  # noqa: BLE001 - mapped to a problem and an exit code
-        fail(exc)
-    finally:
-        runtime.close()
     typer.echo("[" + ",\n".join(a.model_dump_json(indent=2) for a in approvals) + "]")

@@ -1,0 +1,82 @@
+"""What the commands that act as a caller share: settings, ``name=value`` params, a session.
+
+``govex call`` and ``govex approvals`` run the same core as the HTTP routes: a
+runtime built from the ``GOVEX_*`` settings, the caller authenticated from
+``GOVEX_API_KEY`` (or ``--api-key``) exactly as a bearer token would be, and
+every failure reported once, as a problem on stderr with its exit code.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+
+from service.cli.output import fail
+from service.problems import EXIT_USAGE
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from service.identity import Principal
+    from service.runtime import Runtime
+
+ParamValue = str | int | float | bool | None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The ``GOVEX_*`` settings, with the given non-None overrides; exit 2 naming a bad one."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            typer.echo(
+                f"error [configuration_error]: GOVEX_{field.upper()}: {err['msg']}",
+                err=True,
+            )
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def parse_params(items: list[str]) -> dict[str, ParamValue]:
+    """``--param name=value`` items as a mapping (values stay text); exit 2 on a bad item."""
+    pairs: dict[str, ParamValue] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            typer.echo(f"error [invalid_request]: --param {item!r} is not name=value", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        pairs[name] = value
+    return pairs
+
+
+@contextmanager
+def caller_session(
+    settings: Settings, api_key: str | None, *, record_start: bool = True
+) -> Iterator[tuple[Runtime, Principal]]:
+    """A runtime and the authenticated caller; any failure inside is reported and exits.
+
+    The runtime is closed when the block ends. ``typer.Exit`` raised by the
+    block passes through unchanged.
+    """
+    from service.runtime import build_runtime  # noqa: PLC0415 - heavy: only for these commands
+
+    try:
+        runtime = build_runtime(settings, record_start=record_start)
+    except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
+        fail(exc)
+    try:
+        principal = runtime.auth.authenticate(
+            f"Bearer {api_key}" if api_key else None, runtime.clock()
+        )
+        yield runtime, principal
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped to a problem and an exit code
+        fail(exc)
+    finally:
+        runtime.close()
