@@ -29,7 +29,7 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ledger.chain_scan import ChainScanner, ScanReport
+from ledger.chain_scan import ScanReport
 from ledger.errors import LedgerForked, LedgerTruncated
 from ledger.merkle import leaf_hash, verify_consistency
 from ledger.tree import MerkleTree
@@ -115,7 +115,7 @@ def _match(checkpoint: Checkpoint, calculated: bytes, matched: list[Checkpoint])
 
 
 def verify_anchored(
-    leaf_inputs: Iterable[bytes], checkpoints: Iterable[Checkpoint] = (), *, fast: bool = False
+    leaf_inputs: Iterable[bytes], checkpoints: Iterable[Checkpoint] = ()
 ) -> AnchoredReport:
     """Verify the chain of ``leaf_inputs`` (each without a newline) against trusted checkpoints.
 
@@ -125,12 +125,12 @@ def verify_anchored(
     :class:`~ledger.errors.LedgerForked` at the first checkpoint whose root the
     entries do not give (or for two trusted checkpoints of one size that
     differ), and :class:`~ledger.errors.LedgerTruncated` when the entries end
-    before the largest checkpoint's size. ``fast`` checks the chain and the
-    tree only (:class:`~ledger.chain_scan.ChainScanner`: no per-entry JSON,
-    canonical-form or schema check), at hashing speed.
+    before the largest checkpoint's size. An export file is faster checked with
+    :func:`ledger.export_scan.scan_export` and :func:`anchor_scan` (no
+    canonical-form or schema check).
     """
     pending = _trusted_in_order(checkpoints)
-    verifier: ChainVerifier | ChainScanner = ChainScanner() if fast else ChainVerifier()
+    verifier = ChainVerifier()
     matched: list[Checkpoint] = []
 
     def settle() -> None:

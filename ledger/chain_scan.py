@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import orjson
 import simdjson
 
-from ledger.chain import LedgerReport, broken_link
+from ledger.chain import broken_link
 from ledger.errors import LedgerVerifyError
 from ledger.merkle import EMPTY_ROOT
 
@@ -56,52 +56,6 @@ class ScanReport:
     root: bytes
     head_leaf_hash: bytes | None
     roots: dict[int, bytes] = field(default_factory=dict)  # tree size -> root at that size
-
-
-class ChainScanner:
-    """Feeds leaf inputs (no newline) one at a time, as :class:`~ledger.verify.ChainVerifier`.
-
-    Same interface and the same places in errors, minus the per-entry JSON
-    checks: what ``verify_anchored(..., fast=True)`` runs.
-    """
-
-    def __init__(self) -> None:
-        self._stack: list[Subtree] = []  # perfect subtrees, largest first
-        self._expect = ZERO_PREV_ASCII
-        self._head: bytes | None = None
-        self._parse = simdjson.Parser().parse  # its own: a parser reuses its buffers
-        self.size = 0
-
-    def feed(self, data: bytes) -> None:
-        """Check the next leaf input and add it to the tree; :class:`LedgerVerifyError` if bad."""
-        seq = self.size
-        tail = max(data.rfind(_SUFFIX_AT), 0)
-        match = _SUFFIX.match(data, tail)
-        if match is None or not data.startswith(_START):
-            raise LedgerVerifyError(seq=seq, check="json", detail=_framing_problem(data))
-        body = data[_BODY_AT:tail]
-        try:
-            self._parse(body)
-        except ValueError:  # UnicodeDecodeError included
-            raise _body_not_json(seq, body) from None
-        prev, stated = match.groups()
-        if int(stated) != seq:
-            raise LedgerVerifyError(
-                seq=seq, check="seq", detail=f"entry at position {seq} has seq {int(stated)}"
-            )
-        if prev != self._expect:
-            raise broken_link(seq, prev.decode(), self._expect.decode())
-        sha256 = hashlib.sha256
-        head = sha256(b"\x00" + data).digest()
-        self._head, self._expect = head, head.hex().encode("ascii")
-        self._stack[:] = join_subtrees(self._stack, [(seq, 1, head)])
-        self.size = seq + 1
-
-    def root(self) -> bytes:
-        return _fold(self._stack)
-
-    def report(self) -> LedgerReport:
-        return LedgerReport(size=self.size, root=self.root(), head_leaf_hash=self._head)
 
 
 def scan_chain(lines: Iterable[bytes], root_sizes: Iterable[int] = ()) -> ScanReport:
@@ -164,7 +118,7 @@ def scan_range(  # noqa: C901 - the hot loop, inlined on purpose (a call per lin
     :class:`LedgerVerifyError` at the first bad line, numbered from the
     first line's seq.
     """
-    # ChainScanner.feed, inlined for speed: this loop is what runs a million times.
+    # One inlined loop: it runs a million times, and a call per line costs.
     sha256, leaf_prefix, node_prefix = hashlib.sha256, hashlib.sha256(b"\x00"), b"\x01"
     match_suffix, body_start, suffix_at = _SUFFIX.match, _START, _SUFFIX_AT
     parse = simdjson.Parser().parse  # one parser per scan: it reuses its buffers

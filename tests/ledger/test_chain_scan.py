@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.anchor import verify_anchored
+from ledger.anchor import AnchoredReport, anchor_scan, verify_anchored
 from ledger.canonical import jcs
 from ledger.chain_scan import scan_chain
 from ledger.checkpoint import Checkpoint
@@ -127,23 +127,31 @@ def test_a_recomputed_chain_passes_the_scan_but_changes_the_root() -> None:
     assert scan_chain(forged, [3]).roots[3] == scan_chain(honest, [3]).roots[3]
 
 
-def test_fast_anchored_verification_finds_what_the_full_one_finds() -> None:
-    honest = [line[:-1] for line in _denied(9)]
+def test_anchoring_a_scan_finds_what_the_full_verification_finds() -> None:
+    honest = _denied(9)
     bodies: list[dict[str, Any]] = [{"call_id": f"c{i}", "reason": "policy deny"} for i in range(9)]
     bodies[5]["reason"] = "forged"
-    forged = [line[:-1] for line in _export(bodies)]
+    forged = _export(bodies)
     trusted = [
-        Checkpoint(origin="o", size=size, root=scan_chain(_denied(9), [size]).roots[size])
+        Checkpoint(origin="o", size=size, root=scan_chain(honest, [size]).roots[size])
         for size in (4, 8)
     ]
-    for fast in (False, True):
-        report = verify_anchored(honest, trusted, fast=fast)
+    sizes = [c.size for c in trusted]
+
+    def full(lines: list[bytes]) -> AnchoredReport:
+        return verify_anchored([line[:-1] for line in lines], trusted)
+
+    def scanned(lines: list[bytes]) -> AnchoredReport:
+        return anchor_scan(scan_chain(lines, sizes), trusted)
+
+    for verify in (full, scanned):
+        report = verify(honest)
         assert (report.status, report.anchored_size, report.unanchored_tail) == ("anchored", 8, 1)
         with pytest.raises(LedgerForked) as forked:
-            verify_anchored(forged, trusted, fast=fast)
+            verify(forged)
         assert (forked.value.start, forked.value.stop) == (4, 8)
         with pytest.raises(LedgerTruncated):
-            verify_anchored(honest[:6], trusted, fast=fast)
+            verify(honest[:6])
 
 
 @pytest.mark.parametrize(
