@@ -42,7 +42,7 @@ from ledger.store import LedgerStore
 from tests.pg_harness import PostgresServer, PostgresUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 SECONDS = 4.0  # measured time of each run
@@ -141,40 +141,36 @@ TABLE_HEAD = (
 # -- callers -----------------------------------------------------------------------------------
 
 
-def _calls(
-    store: LedgerStore, prefix: str, deadline: float, latencies: array[int], seqs: array[int]
-) -> None:
-    """Private: one caller's loop, a call (started, finished) at a time until ``deadline``."""
+def _appends(prefix: str, deadline: float) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Private: one caller's entries, a call (started, finished) at a time until ``deadline``."""
     number = 0
     while time.monotonic() < deadline:
         call = call_id(number, prefix)
-        for kind, body in (
-            ("call.started", started(call, number)),
-            ("call.finished", finished(call, number)),
-        ):
-            t0 = time.perf_counter_ns()
-            entry = store.append(kind, body, datetime.now(UTC))
-            latencies.append(time.perf_counter_ns() - t0)
-            seqs.append(entry.seq)
+        yield "call.started", started(call, number)
+        yield "call.finished", finished(call, number)
         number += 1
+
+
+def _calls(
+    store: LedgerStore, prefix: str, deadline: float, latencies: array[int], seqs: array[int]
+) -> None:
+    """Private: one caller's loop of ``append``, each timed."""
+    for kind, body in _appends(prefix, deadline):
+        t0 = time.perf_counter_ns()
+        entry = store.append(kind, body, datetime.now(UTC))
+        latencies.append(time.perf_counter_ns() - t0)
+        seqs.append(entry.seq)
 
 
 async def _async_calls(
     store: LedgerStore, prefix: str, deadline: float, latencies: array[int], seqs: array[int]
 ) -> None:
     """Private: :func:`_calls` as a coroutine awaiting ``append_async``."""
-    number = 0
-    while time.monotonic() < deadline:
-        call = call_id(number, prefix)
-        for kind, body in (
-            ("call.started", started(call, number)),
-            ("call.finished", finished(call, number)),
-        ):
-            t0 = time.perf_counter_ns()
-            entry = await store.append_async(kind, body, datetime.now(UTC))
-            latencies.append(time.perf_counter_ns() - t0)
-            seqs.append(entry.seq)
-        number += 1
+    for kind, body in _appends(prefix, deadline):
+        t0 = time.perf_counter_ns()
+        entry = await store.append_async(kind, body, datetime.now(UTC))
+        latencies.append(time.perf_counter_ns() - t0)
+        seqs.append(entry.seq)
 
 
 def _merge(parts: list[array[int]]) -> array[int]:
