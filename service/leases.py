@@ -171,20 +171,11 @@ class LeaseGate:
         """
         _check_text("scope", scope, MAX_SCOPE_CHARS)
         now_us = _micros(now)
-        table = leases_table
         try:
             with self._reader.connect() as conn:
-                held, earliest = conn.execute(
-                    select(func.count(), func.min(table.c.expires_at)).where(
-                        table.c.scope == scope, table.c.expires_at > now_us
-                    )
-                ).one()
+                return _refusal(conn, scope, max_concurrent, now_us)
         except DBAPIError as exc:
             raise storage_error(exc, "check a lease") from exc
-        if held < max_concurrent:
-            return None
-        retry_after_s = max(1, -(-(int(earliest) - now_us) // _US_PER_S))
-        return LeaseUnavailable(scope, max_concurrent, retry_after_s, held=int(held))
 
     def _take(
         self, conn: Connection, lease: Lease, max_concurrent: int, now_us: int
@@ -197,15 +188,9 @@ class LeaseGate:
                 {"namespace": _LOCK_NAMESPACE, "scope": scope},
             )
         conn.execute(delete(table).where(table.c.scope == scope, table.c.expires_at <= now_us))
-        held, earliest = conn.execute(
-            select(func.count(), func.min(table.c.expires_at)).where(
-                table.c.scope == scope, table.c.expires_at > now_us
-            )
-        ).one()
-        if held >= max_concurrent:
-            wait_us = int(earliest) - now_us  # > 0: the expired ones were just deleted
-            retry_after_s = max(1, -(-wait_us // _US_PER_S))
-            return LeaseUnavailable(scope, max_concurrent, retry_after_s, held=int(held))
+        refusal = _refusal(conn, scope, max_concurrent, now_us)
+        if refusal is not None:
+            return refusal
         conn.execute(
             insert(table).values(
                 lease_id=lease.lease_id,
@@ -284,6 +269,25 @@ def holding(
                 lease_id=lease.lease_id,
                 expires_at=lease.expires_at.isoformat(),
             )
+
+
+def _refusal(
+    conn: Connection, scope: str, max_concurrent: int, now_us: int
+) -> LeaseUnavailable | None:
+    """Private: the refusal when ``max_concurrent`` leases of ``scope`` are live at ``now_us``.
+
+    Retry-After is the whole seconds (at least 1) until the earliest live lease expires.
+    """
+    table = leases_table
+    held, earliest = conn.execute(
+        select(func.count(), func.min(table.c.expires_at)).where(
+            table.c.scope == scope, table.c.expires_at > now_us
+        )
+    ).one()
+    if held < max_concurrent:
+        return None
+    retry_after_s = max(1, -(-(int(earliest) - now_us) // _US_PER_S))
+    return LeaseUnavailable(scope, max_concurrent, retry_after_s, held=int(held))
 
 
 def _check_text(name: str, value: str, limit: int) -> None:
