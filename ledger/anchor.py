@@ -29,11 +29,12 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ledger.chain import LedgerReport
 from ledger.chain_scan import ScanReport
 from ledger.errors import LedgerForked, LedgerTruncated
 from ledger.merkle import leaf_hash, verify_consistency
 from ledger.tree import MerkleTree
-from ledger.verify import ChainVerifier, LedgerReport
+from ledger.verify import ChainVerifier
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.appender import Appender, EntryRow, Head
 from ledger.canonical import jcs
+from ledger.chain import LedgerReport
 from ledger.entry import (
     BODY_MODELS,
     ZERO_PREV,
@@ -68,7 +69,7 @@ from ledger.migrate import LEDGER_SCHEMA, check_current, head_revision, upgrade
 from ledger.sql_session import WRITE_OPTION, prepare_engine, storage_error
 from ledger.tlog_proof import TlogProof
 from ledger.tree import MerkleTree
-from ledger.verify import ChainVerifier, LedgerReport
+from ledger.verify import ChainVerifier
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 CHECKS = ("json", "canonical", "schema", "seq", "prev")
-__all__ = ["CHECKS", "ChainVerifier", "LedgerReport", "broken_link", "verify_entries"]
 
 
 class _DuplicateKeyError(ValueError):

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ledger.chain import LedgerReport
 from ledger.entry import ZERO_PREV, Entry, Kind, leaf_hash, leaf_input
 from ledger.errors import LedgerVerifyError
 from ledger.merkle import EMPTY_ROOT, root_from_leaf_hashes
-from ledger.verify import CHECKS, ChainVerifier, LedgerReport, verify_entries
+from ledger.verify import CHECKS, ChainVerifier, verify_entries
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
