@@ -9,7 +9,8 @@ DEMO_DB := $(VAR)/demo/demo.sqlite
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-export GOVEX_CATALOG_DIR ?= examples/demo/catalog
+DEMO_CATALOG := examples/demo/catalog
+export GOVEX_CATALOG_DIR ?= $(DEMO_CATALOG)
 export GOVEX_SOURCES ?= {"demo": "$(DEMO_DB)"}
 export GOVEX_KEYS_FILE ?= examples/demo/keys.json
 export GOVEX_LEDGER_URL ?= sqlite:///$(VAR)/ledger.sqlite
@@ -53,7 +54,12 @@ run: $(SYNCED) $(DEMO_DB) $(LEDGER_KEY) $(MASKING_KEY)
 	@echo
 	@echo "Then see README.md, 'A five-minute tour'. API docs: http://$(HOST):$(PORT)/docs"
 	@echo
-	$(BIN)/govex serve --host $(HOST) --port $(PORT)
+	@# The bundled demo pins this image's /bin/date; elsewhere a copy sealed here is served.
+	@catalog="$(GOVEX_CATALOG_DIR)"; \
+	if [ "$$catalog" = "$(DEMO_CATALOG)" ]; then \
+	  catalog=$$($(BIN)/python examples/demo/machine_catalog.py $(DEMO_CATALOG) $(VAR)/demo/catalog) || exit 1; \
+	fi; \
+	GOVEX_CATALOG_DIR="$$catalog" exec $(BIN)/govex serve --host $(HOST) --port $(PORT)
 
 lint: $(SYNCED)
 	$(BIN)/ruff format --check .

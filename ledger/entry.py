@@ -71,6 +71,7 @@ class Kind(StrEnum):
     call_finished = "call.finished"
     packet_issued = "packet.issued"
     approval_granted = "approval.granted"
+    call_dry_run = "call.dry_run"
 
 
 def format_ts(moment: datetime) -> str:
@@ -140,6 +141,33 @@ class CallDeniedBody(_Body):
     contract: dict[str, Any] | None = None  # what was known when refused; JSON as above
 
 
+class CommandStreamBody(BaseModel):
+    """One captured stream of a command: its size as kept, digest, and whether a cap cut it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    bytes: int = Field(ge=0)
+    digest: BodyDigest
+    truncated: bool
+
+
+class CommandEndBody(BaseModel):
+    """How a started command ended (``call.finished`` of a command entry).
+
+    ``killed_reason`` says why govex killed its process group (``timeout``, ``output_cap``);
+    ``signal`` the signal that ended it, if any; ``reason`` the verdict's explanation.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    exit_code: int | None
+    signal: int | None
+    killed_reason: Literal["timeout", "output_cap"] | None
+    reason: str
+    stdout: CommandStreamBody
+    stderr: CommandStreamBody
+
+
 class CallFinishedBody(_Body):
     call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
     verdict: Literal["ran_clean", "ran_with_drift", "error_running", "timed_out", "blocked"]
@@ -148,6 +176,33 @@ class CallFinishedBody(_Body):
     rows: int | None = Field(ge=0)
     bytes: int | None = Field(ge=0)
     duration_ms: int = Field(ge=0)
+    complete: bool | None = Field(
+        default=None, description="False when a limit cut the result; None without a result."
+    )
+    error: str | None = Field(default=None, description="Why it did not run clean, if known.")
+    command: CommandEndBody | None = Field(
+        default=None, description="How a command ended; absent for a query."
+    )
+
+
+class GateCheckBody(BaseModel):
+    """One check a run of the call would meet, as a dry run found it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    check: Literal["entry", "inputs", "approval", "policy", "masking", "executable", "lease"]
+    passed: bool
+    detail: str = Field(min_length=1)
+    code: str | None = Field(description="The problem code a run would be refused with.")
+
+
+class CallDryRunBody(_Body):
+    """A dry run: the would-be contract and every check a run would meet; nothing ran."""
+
+    call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    contract: dict[str, Any]
+    would_run: bool
+    checks: list[GateCheckBody] = Field(min_length=1)
 
 
 class PacketIssuedBody(_Body):
@@ -185,6 +240,7 @@ BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         Kind.call_finished.value: CallFinishedBody,
         Kind.packet_issued.value: PacketIssuedBody,
         Kind.approval_granted.value: ApprovalGrantedBody,
+        Kind.call_dry_run.value: CallDryRunBody,
     }
 )
 

@@ -11,6 +11,7 @@ from catalog.model import Entry
 from ledger.keys import encode_base64
 from service.call_index import CallRecord
 from service.calls import CallResult
+from service.dry_run import GateCheck
 from service.packets.manifest import Claim
 from service.proofs import InclusionProof
 from service.sealed_catalog import SealedCatalog
@@ -72,6 +73,16 @@ class LedgerSeqs(BaseModel):
     started: int | None
     finished: int | None
     packet_issued: int | None
+    dry_run: int | None = Field(default=None, description="The call.dry_run entry of a dry run.")
+
+
+class DryRunView(BaseModel):
+    """What a dry run found: each check a run would meet, in order, and their conjunction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    would_run: bool = Field(description="True when a run would pass every check.")
+    checks: list[GateCheck]
 
 
 class CallResponse(BaseModel):
@@ -93,6 +104,9 @@ class CallResponse(BaseModel):
     duration_ms: int | None
     error: str | None
     contract: dict[str, Any]
+    dry_run: DryRunView | None = Field(
+        default=None, description="A dry run's checks; null for a run."
+    )
     links: dict[str, str]
 
     @classmethod
@@ -110,6 +124,7 @@ class CallResponse(BaseModel):
                 started=result.started_seq,
                 finished=result.finished_seq,
                 packet_issued=result.packet_seq,
+                dry_run=result.dry_run.seq if result.dry_run else None,
             ),
             packet_id=result.packet_id,
             manifest_hash=result.manifest_hash,
@@ -120,6 +135,11 @@ class CallResponse(BaseModel):
             duration_ms=result.duration_ms,
             error=result.error,
             contract=result.contract.record(),
+            dry_run=(
+                DryRunView(would_run=result.dry_run.would_run, checks=list(result.dry_run.checks))
+                if result.dry_run
+                else None
+            ),
             links=links,
         )
 

@@ -4,6 +4,8 @@ In order (ARCHITECTURE "One request"): the contract (entry and seal, inputs,
 tenant), approvals and policy, the masking decision, a command's executable
 pin, and the lease. A refusal is appended as ``call.denied`` and raised as
 :class:`~service.errors.CallBlocked`; only then does :mod:`service.calls` start the call.
+A dry run passes the first two (its own ``dry_run`` permission); :mod:`service.dry_run`
+then reports the others without refusing.
 """
 
 from __future__ import annotations
@@ -43,20 +45,6 @@ from service.run_command import check_executable
 from service.runtime import Runtime
 
 _log = structlog.get_logger("govex.calls")
-
-
-def check_lease(
-    runtime: Runtime, contract: CallContract, principal: Principal, request: CallRequest
-) -> None:
-    """A dry run: refuse (ledgered, as a run would be) when no lease is free; take none."""
-    terms = contract.lease
-    if terms is None:
-        return
-    refusal = runtime.leases.check(
-        terms.scope, max_concurrent=terms.max_concurrent, now=runtime.clock()
-    )
-    if refusal is not None:
-        raise _refused(runtime, refusal, contract, principal, request)
 
 
 def take_lease(
@@ -114,24 +102,35 @@ def release_lease(runtime: Runtime, lease: Lease) -> None:
         _log.warning("lease.release_failed", scope=lease.scope, error=type(exc).__name__)
 
 
+def executable_problem(runtime: Runtime, contract: CallContract) -> Exception | None:
+    """Why a command's executable fails its pin now, or None when it matches (or no command).
+
+    Changed, missing and non-executable files are each a problem.
+    """
+    if contract.command is None:
+        return None
+    entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
+    if not isinstance(entry, CommandEntry):  # a command contract names a command entry
+        return None
+    try:
+        check_executable(spec_for_entry(entry))
+    except (CommandRefused, CommandSpecInvalid) as exc:
+        return exc
+    return None
+
+
 def check_executable_pin(
     runtime: Runtime, contract: CallContract, principal: Principal, request: CallRequest
 ) -> None:
-    """A command's executable must match its pin before the call starts (a dry run too).
+    """A command's executable must match its pin before the call starts.
 
     A changed, missing or non-executable file is a refusal (``call.denied``, then
     :class:`CallBlocked`): the call never starts. The runner checks the file again when it
     runs it; a change in between ends the started call as ``blocked``.
     """
-    if contract.command is None:
-        return
-    entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
-    if not isinstance(entry, CommandEntry):  # a command contract names a command entry
-        return
-    try:
-        check_executable(spec_for_entry(entry))
-    except (CommandRefused, CommandSpecInvalid) as exc:
-        raise _refused(runtime, exc, contract, principal, request) from None
+    problem = executable_problem(runtime, contract)
+    if problem is not None:
+        raise _refused(runtime, problem, contract, principal, request)
 
 
 def contract_or_blocked(

@@ -34,7 +34,6 @@ from ledger.entry import format_ts
 from ledger.errors import LedgerError
 from service.call_gates import (
     check_executable_pin,
-    check_lease,
     contract_or_blocked,
     release_lease,
     take_lease,
@@ -46,6 +45,7 @@ from service.contract import (
     CallContract,
     CallRequest,
 )
+from service.dry_run import DryRunReport, dry_run_report
 from service.errors import (
     QueryFailed,
     QueryTimedOut,
@@ -88,9 +88,13 @@ class CallResult:
     claim: Claim | None = None
     duration_ms: int | None = None
     error: str | None = None
+    dry_run: DryRunReport | None = None  # a dry run's checks and its call.dry_run seq
 
     @property
     def exit_code(self) -> int:
+        """The verdict's exit code; a dry run's is ``blocked``'s when a run would not pass."""
+        if self.dry_run is not None and not self.dry_run.would_run:
+            return Verdict.blocked.exit_code
         return self.verdict.exit_code if self.verdict else 0
 
 
@@ -118,10 +122,9 @@ def execute(
             runtime, principal, request, call_id, request_id, inputs_from_text
         )
         contract = with_masking(runtime, principal, contract)
-        check_executable_pin(runtime, contract, principal, request)
         if contract.mode == "dry_run":
-            check_lease(runtime, contract, principal, request)
-            return CallResult(call_id=call_id, contract=contract)
+            return _dry_run(runtime, principal, contract)
+        check_executable_pin(runtime, contract, principal, request)
         lease, contract = take_lease(runtime, contract, principal, request)
         try:
             return _run(runtime, contract)
@@ -130,6 +133,26 @@ def execute(
                 release_lease(runtime, lease)
     finally:
         call_id_var.reset(token)
+
+
+def _dry_run(runtime: Runtime, principal: Principal, contract: CallContract) -> CallResult:
+    """Report every check a run would meet and ledger it (``call.dry_run``); nothing runs."""
+    report = dry_run_report(runtime, principal, contract)
+    entry = runtime.ledger.append(
+        "call.dry_run",
+        {
+            "call_id": contract.call_id,
+            "contract": contract.record(),
+            "would_run": report.would_run,
+            "checks": report.record(),
+        },
+        runtime.clock(),
+    )
+    return CallResult(
+        call_id=contract.call_id,
+        contract=contract,
+        dry_run=DryRunReport(checks=report.checks, seq=entry.seq),
+    )
 
 
 @dataclass(frozen=True)

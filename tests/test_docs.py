@@ -48,3 +48,18 @@ def test_readme_links_resolve() -> None:
     readme = (DOCS.parent / "README.md").read_text()
     for target in re.findall(r"\]\(((?:docs|schemas|examples)/[^)#]*)\)", readme):
         assert (DOCS.parent / target).exists(), target
+
+
+def test_every_kind_beyond_formats_is_documented_with_its_schema() -> None:
+    from ledger.entry import Kind  # noqa: PLC0415 - only this test needs the ledger
+
+    formats_kinds = {"service.started", "call.started", "call.denied", "call.finished"}
+    formats_kinds.add("packet.issued")
+    text = (DOCS / "formats.md").read_text()
+    rows = dict(
+        re.findall(r"^\| `([a-z_.]+)` \|.*\| `([^`]+\.schema\.json)` \|$", text, re.MULTILINE)
+    )
+    assert set(rows) == {kind.value for kind in Kind} - formats_kinds
+    for kind, schema in rows.items():
+        assert schema == f"ledger-body-{kind}.schema.json"
+        assert (DOCS.parent / "schemas" / schema).exists(), schema

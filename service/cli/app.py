@@ -181,6 +181,14 @@ def call(
         # CLI values are text: the entry's parameter types convert them.
         result = calls.execute(runtime, principal, request, request_id=None, inputs_from_text=True)
     typer.echo(CallResponse.of(result).model_dump_json(indent=2))
+    if result.dry_run is not None:
+        for check in result.dry_run.checks:
+            typer.echo(
+                f"{'OK' if check.passed else 'FAIL':4} {check.check:10} {check.detail}", err=True
+            )
+        typer.echo(
+            f"dry run: a run {'would' if result.dry_run.would_run else 'would not'} pass", err=True
+        )
     if result.packet_id:
         path = settings.packet_root / f"{result.packet_id}.zip"
         typer.echo(f"packet: {path}", err=True)

@@ -209,9 +209,16 @@ def test_dry_run_reports_the_approval_state_without_running(client: TestClient) 
     assert dry.status_code == 200, dry.text
     assert dry.json()["verdict"] is None
     assert dry.json()["contract"]["approval"]["state"] == "missing"
+    checks = {c["check"]: c for c in dry.json()["dry_run"]["checks"]}
+    assert checks["approval"]["passed"] is False
+    assert checks["approval"]["detail"].startswith("missing at ")
+    assert checks["policy"]["passed"] is False  # forbid-requires-approval
+    assert "forbid-requires-approval" in checks["policy"]["detail"]
+    assert dry.json()["dry_run"]["would_run"] is False
     assert _grant(client).status_code == 201
     dry = _call(client, mode="dry_run")
     assert dry.json()["contract"]["approval"]["state"] == "valid"
+    assert dry.json()["dry_run"]["would_run"] is True
     assert dry.json()["ledger"]["started"] is None
 
 

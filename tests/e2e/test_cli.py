@@ -88,6 +88,21 @@ def test_call_exit_codes_follow_the_verdicts(
     assert "Traceback" not in out + err
 
 
+def test_a_dry_run_prints_each_check_and_exits_blocked_when_a_run_would_not_pass(
+    world: Settings,
+) -> None:
+    code, out, err = _run(["call", "items.all", "--dry-run"], _env(world))
+    assert code == 0, err
+    assert json.loads(out)["dry_run"]["would_run"] is True
+    assert "OK   policy" in err
+    assert "dry run: a run would pass" in err
+    code, out, err = _run(["call", "items.all", "--dry-run"], _env(world, GOVEX_API_KEY="tok-bob"))
+    assert code == 4, err  # bob (auditor) may dry-run but not run
+    assert json.loads(out)["verdict"] is None
+    assert "FAIL policy     policy denies call of items.all for bob" in err
+    assert "dry run: a run would not pass" in err
+
+
 def test_call_without_a_key_is_blocked(world: Settings) -> None:
     code, _, err = _run(["call", "items.all"], {**_env(world), "GOVEX_API_KEY": ""})
     assert code == 4

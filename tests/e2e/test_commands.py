@@ -394,17 +394,22 @@ def test_an_executable_edited_after_start_is_blocked_before_the_call_starts(
     script = command_world.catalog_dir.parent / "bin" / "echo"
     script.write_text(script.read_text() + "print('edited')\n")
     before = _entries(command_world)
-    for mode in ("dry_run", "run"):
-        body = {"entry": "cmd.echo", "params": {"word": "hi"}, "mode": mode}
-        response = client.post("/v1/calls", json=body, headers=_auth("alice"))
-        assert response.status_code == 409, response.text
-        assert response.headers["content-type"].startswith(PROBLEM)
-        problem = response.json()
-        assert problem["code"] == "executable_mismatch"
-        assert f"executable {script} has sha256 " in problem["detail"]
-        assert "but the seal pins sha256" in problem["detail"]
+    body = {"entry": "cmd.echo", "params": {"word": "hi"}, "mode": "dry_run"}
+    dry = client.post("/v1/calls", json=body, headers=_auth("alice"))
+    assert dry.status_code == 200, dry.text
+    pin = next(c for c in dry.json()["dry_run"]["checks"] if c["check"] == "executable")
+    assert (pin["passed"], pin["code"]) == (False, "executable_mismatch")
+    assert f"executable {script} has sha256 " in pin["detail"]
+    assert dry.json()["dry_run"]["would_run"] is False
+    response = client.post("/v1/calls", json={**body, "mode": "run"}, headers=_auth("alice"))
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["code"] == "executable_mismatch"
+    assert f"executable {script} has sha256 " in problem["detail"]
+    assert "but the seal pins sha256" in problem["detail"]
     entries = _entries(command_world)
-    assert [e["kind"] for e in entries[len(before) :]] == ["call.denied", "call.denied"]
+    assert [e["kind"] for e in entries[len(before) :]] == ["call.dry_run", "call.denied"]
     denied = entries[-1]["body"]
     assert (denied["code"], denied["where"]) == ("executable_mismatch", str(script))
     now = hashlib.sha256(script.read_bytes()).hexdigest()
@@ -432,4 +437,12 @@ def test_a_dry_run_gives_the_command_contract_and_runs_nothing(
     assert (terms["env"], terms["max_stderr_bytes"]) == ([], 1024 * 1024)
     assert terms["limits"]["cpu_seconds"] == 30
     assert result["contract"]["max_bytes"] == FLOOD_CAP
-    assert len(_entries(command_world)) == before  # a dry run is not ledgered
+    assert [c["check"] for c in result["dry_run"]["checks"]] == [
+        "entry",
+        "inputs",
+        "policy",
+        "executable",
+    ]
+    assert result["dry_run"]["would_run"] is True
+    after = _entries(command_world)
+    assert [e["kind"] for e in after[before:]] == ["call.dry_run"]  # ledgered, nothing started

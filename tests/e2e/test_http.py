@@ -243,7 +243,27 @@ def test_dry_run_returns_the_contract_and_runs_nothing(client: TestClient, world
     assert result["verdict"] is None
     assert result["contract"]["mode"] == "dry_run"
     assert result["contract"]["policy"]["decision"] == "allow"
-    assert len(_ledger(world)) == before
+    # bob (auditor) may dry-run, but a run of his would be denied: the report says so.
+    assert result["dry_run"]["would_run"] is False
+    assert [(c["check"], c["passed"]) for c in result["dry_run"]["checks"]] == [
+        ("entry", True),
+        ("inputs", True),
+        ("policy", False),
+    ]
+    ledger = _ledger(world)
+    assert len(ledger) == before + 1  # the attempt is ledgered; nothing started
+    assert ledger[-1]["kind"] == "call.dry_run"
+    assert ledger[-1]["body"]["contract"] == result["contract"]
+    assert result["ledger"] == {
+        "started": None,
+        "finished": None,
+        "packet_issued": None,
+        "dry_run": ledger[-1]["seq"],
+    }
+    assert list(world.packet_root.glob("*.zip")) == []
+    analyst = _call(client, "alice", "items.all", mode="dry_run").json()["dry_run"]
+    assert analyst["would_run"] is True
+    assert all(c["passed"] for c in analyst["checks"])
 
 
 def test_missing_or_unknown_credentials_are_401_problems(client: TestClient) -> None:

@@ -181,11 +181,37 @@ def test_leases_are_counted_per_resource_key(client: TestClient) -> None:
     assert _held_scopes(client) == ['items.leased_by_tenant|"acme"']
 
 
-def test_a_dry_run_reports_a_full_gate_and_never_takes_a_lease(client: TestClient) -> None:
+def test_a_dry_run_reports_a_full_gate_and_never_takes_a_lease(
+    client: TestClient, leased_world: Settings
+) -> None:
     held = _hold(client, "items.leased")
-    assert _call(client, "items.leased", mode="dry_run").status_code == 429
+    full = _call(client, "items.leased", mode="dry_run")
+    assert full.status_code == 200, full.text
+    report = full.json()["dry_run"]
+    assert report["would_run"] is False
+    lease = next(c for c in report["checks"] if c["check"] == "lease")
+    assert (lease["passed"], lease["code"]) == (False, "lease_unavailable")
+    assert "1 of 1 runs in progress" in lease["detail"]
+    ledgered = _last_entry(leased_world)
+    assert (ledgered["kind"], ledgered["seq"]) == ("call.dry_run", full.json()["ledger"]["dry_run"])
+    assert ledgered["body"]["checks"] == report["checks"]
     assert _runtime(client).leases.release(held)
-    response = _call(client, "items.leased", mode="dry_run")
-    assert response.status_code == 200, response.text
-    assert response.json()["contract"]["lease"]["lease_id"] is None
+    free = _call(client, "items.leased", mode="dry_run")
+    assert free.status_code == 200, free.text
+    assert free.json()["dry_run"]["would_run"] is True
+    assert free.json()["contract"]["lease"]["lease_id"] is None
     assert _held_scopes(client) == []
+
+
+def test_a_dry_run_reports_every_failing_check_not_only_the_first(client: TestClient) -> None:
+    """bob (auditor) may dry-run but not run: the policy and the full gate are both reported."""
+    _hold(client, "items.leased")
+    response = _call(client, "items.leased", "bob", mode="dry_run")
+    assert response.status_code == 200, response.text
+    checks = {c["check"]: c for c in response.json()["dry_run"]["checks"]}
+    assert list(checks) == ["entry", "inputs", "policy", "lease"]
+    assert (checks["entry"]["passed"], checks["inputs"]["passed"]) == (True, True)
+    assert (checks["policy"]["passed"], checks["policy"]["code"]) == (False, "policy_denied")
+    assert "policy denies call of items.leased for bob" in checks["policy"]["detail"]
+    assert (checks["lease"]["passed"], checks["lease"]["code"]) == (False, "lease_unavailable")
+    assert response.json()["contract"]["policy"]["decision"] == "allow"  # the dry run's own

@@ -97,7 +97,7 @@ def moment() -> datetime:
 
 @pytest.fixture
 def sample_bodies() -> dict[str, dict[str, Any]]:
-    """One valid body per kind, with exactly the FORMATS section 3 fields."""
+    """One valid body per kind, with exactly its required fields (FORMATS section 3 and more)."""
     return {
         "service.started": {
             "version": "0.1.0",
@@ -134,5 +134,13 @@ def sample_bodies() -> dict[str, dict[str, Any]]:
             "expires_at": "2026-11-23T10:15:02.123456Z",
             "reason": "month-end export",
             "policy": {"decision": "allow"},
+        },
+        "call.dry_run": {
+            "call_id": "01JCALL",
+            "contract": {"entry": "orders.by_customer"},
+            "would_run": False,
+            "checks": [
+                {"check": "policy", "passed": False, "detail": "denied", "code": "policy_denied"}
+            ],
         },
     }

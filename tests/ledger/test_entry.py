@@ -49,6 +49,7 @@ FORMATS_BODY_FIELDS = {
         "reason",
         "policy",
     },
+    "call.dry_run": {"call_id", "contract", "would_run", "checks"},
 }
 
 
@@ -96,9 +97,13 @@ def test_parse_ts_round_trips_and_refuses_other_forms() -> None:
 
 
 def test_every_kind_has_a_body_model_with_the_formats_fields() -> None:
+    """The FORMATS fields are the required ones; any other field a model names is optional."""
     assert set(BODY_MODELS) == {kind.value for kind in Kind} == set(FORMATS_BODY_FIELDS)
     for kind, model in BODY_MODELS.items():
-        assert set(model.model_fields) == FORMATS_BODY_FIELDS[kind], kind
+        fields = model.model_fields
+        assert FORMATS_BODY_FIELDS[kind] <= set(fields), kind
+        beyond = {name for name in fields if name not in FORMATS_BODY_FIELDS[kind]}
+        assert all(not fields[name].is_required() for name in beyond), (kind, beyond)
 
 
 def test_sample_bodies_are_valid_and_may_carry_more(
@@ -179,3 +184,23 @@ def test_entry_from_leaf_input_round_trips() -> None:
     assert entry_from_leaf_input(leaf_input(entry)) == entry
     with pytest.raises(ValueError, match="Expecting"):
         entry_from_leaf_input(b"{not json")
+
+
+def test_a_commands_end_in_call_finished_is_checked_by_its_model(
+    sample_bodies: dict[str, dict[str, Any]],
+) -> None:
+    stream = {"bytes": 3, "digest": {"sha256": "a" * 64, "blake3": "b" * 64}, "truncated": False}
+    command = {
+        "exit_code": None,
+        "signal": 9,
+        "killed_reason": "timeout",
+        "reason": "killed at its deadline",
+        "stdout": stream,
+        "stderr": stream,
+    }
+    body = {**sample_bodies["call.finished"], "verdict": "timed_out", "command": command}
+    assert Entry.model_validate(_entry(kind="call.finished", body=body)).body["command"] == command
+    wrong = {**body, "command": {**command, "killed_reason": "bored"}}
+    with pytest.raises(ValidationError) as caught:
+        Entry.model_validate(_entry(kind="call.finished", body=wrong))
+    assert "command.killed_reason" in str(caught.value)
