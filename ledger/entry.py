@@ -72,6 +72,7 @@ class Kind(StrEnum):
     packet_issued = "packet.issued"
     approval_granted = "approval.granted"
     call_dry_run = "call.dry_run"
+    auth_refused = "auth.refused"
 
 
 def format_ts(moment: datetime) -> str:
@@ -232,6 +233,23 @@ class ApprovalGrantedBody(_Body):
     policy: dict[str, Any]
 
 
+class AuthRefusedBody(_Body):
+    """A request whose credential was missing or refused: no principal, so no call.
+
+    ``via`` is ``http`` or ``cli``; ``client`` the peer address (None for the CLI);
+    ``request`` the method and path. ``reason`` and ``where`` say what was wrong; the
+    credential itself is never recorded.
+    """
+
+    via: Literal["http", "cli"]
+    client: str | None
+    request: str | None
+    request_id: str | None
+    code: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    where: str
+
+
 BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {
         Kind.service_started.value: ServiceStartedBody,
@@ -241,6 +259,7 @@ BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         Kind.packet_issued.value: PacketIssuedBody,
         Kind.approval_granted.value: ApprovalGrantedBody,
         Kind.call_dry_run.value: CallDryRunBody,
+        Kind.auth_refused.value: AuthRefusedBody,
     }
 )
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from service.auth_refusals import authenticate_or_ledger
 from service.identity import Principal
 from service.runtime import Runtime
 
@@ -30,9 +31,16 @@ def get_principal(
         str | None, Header(description="Bearer <api key>, or Bearer <JWT> where enabled")
     ] = None,
 ) -> Principal:
-    """The caller, through :meth:`Authenticator.authenticate` (throttled per peer address)."""
+    """The caller (throttled per peer address); a refusal is ledgered (service.auth_refusals)."""
     client = request.client.host if request.client is not None else UNKNOWN_CLIENT
-    return runtime.auth.authenticate(authorization, runtime.clock(), client=client)
+    return authenticate_or_ledger(
+        runtime,
+        authorization,
+        via="http",
+        client=client,
+        request=f"{request.method} {request.url.path}",
+        request_id=getattr(request.state, "request_id", None),
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -39,7 +39,11 @@ class ServiceError(Exception):
 
 
 class Unauthenticated(ServiceError):
-    """No usable credential."""
+    """No usable credential; ``ledger_seq`` is its ``auth.refused`` entry once ledgered."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        super().__init__(message, where=where)
+        self.ledger_seq: int | None = None
 
 
 class TooManyAuthFailures(ServiceError):

@@ -583,6 +583,8 @@ def problem_body(
     if isinstance(exc, CallBlocked):
         body["call_id"] = exc.call_id
         body["ledger_seq"] = exc.seq
+    if isinstance(exc, Unauthenticated) and exc.ledger_seq is not None:
+        body["ledger_seq"] = exc.ledger_seq
     cause = exc.cause if isinstance(exc, CallBlocked) else exc
     if isinstance(cause, PolicyDenied):
         body["determining_policies"] = list(cause.policies)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from service.auth_refusals import authenticate_or_ledger
 from service.cli.output import fail
 from service.problems import EXIT_USAGE
 from service.settings import Settings
@@ -70,8 +71,8 @@ def caller_session(
     except Exception as exc:  # noqa: BLE001 - every start-up failure is reported, never traced
         fail(exc)
     try:
-        principal = runtime.auth.authenticate(
-            f"Bearer {api_key}" if api_key else None, runtime.clock()
+        principal = authenticate_or_ledger(
+            runtime, f"Bearer {api_key}" if api_key else None, via="cli"
         )
         yield runtime, principal
     except typer.Exit:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ledger.store import LedgerStore
 from service.cli import app
 from service.settings import Settings
 
@@ -107,6 +108,14 @@ def test_call_without_a_key_is_blocked(world: Settings) -> None:
     code, _, err = _run(["call", "items.all"], {**_env(world), "GOVEX_API_KEY": ""})
     assert code == 4
     assert "unauthenticated" in err
+    with LedgerStore.open(world.ledger_url) as store:
+        last = store.get(store.size() - 1)
+    assert last.kind == "auth.refused"
+    assert (last.body["via"], last.body["client"], last.body["where"]) == (
+        "cli",
+        None,
+        "authorization",
+    )
 
 
 def _rewrite_zip(source: Path, target: Path, change: dict[str, bytes | None]) -> None:

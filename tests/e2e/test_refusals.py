@@ -3,8 +3,9 @@ status, the problem+json detail and the ledger entry (or, before a principal is 
 nothing was ledgered).
 
 Refusals before authentication (no credential, a bad token) have no principal and so no
-call: they are answered 401 and never ledgered (logging them would let anyone grow the
-ledger). Refusals of an authenticated call are ledgered as ``call.denied`` before the answer.
+call: they are ledgered as ``auth.refused`` (never the credential) and answered 401; a client
+over the failure limit gets 429 and adds no entry. Refusals of an authenticated call are
+ledgered as ``call.denied`` before the answer.
 """
 
 from __future__ import annotations
@@ -117,18 +118,31 @@ def _denied(settings: Settings, problem: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-# --- before a principal is known: 401, nothing ledgered ---------------------------------------
+# --- before a principal is known: 401, ledgered as auth.refused -------------------------------
 
 
-def test_no_credential_is_401_naming_the_header_and_not_ledgered(
+def _auth_refused(settings: Settings, problem: dict[str, Any]) -> dict[str, Any]:
+    """The ``auth.refused`` entry a 401 points at."""
+    entry = _ledger(settings)[problem["ledger_seq"]]
+    assert entry["kind"] == "auth.refused"
+    body: dict[str, Any] = entry["body"]
+    assert body["via"] == "http"
+    assert body["request"] == "POST /v1/calls"
+    assert body["request_id"] == problem["request_id"]
+    assert body["code"] == "unauthenticated"
+    assert body["reason"] == problem["detail"]
+    return body
+
+
+def test_no_credential_is_401_naming_the_header_and_ledgered(
     client: TestClient, refusal_world: Settings
 ) -> None:
-    before = len(_ledger(refusal_world))
     response = _call(client, {}, "items.all")
     problem = _problem(response, 401, "unauthenticated")
     assert "Authorization" in problem["detail"]
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert len(_ledger(refusal_world)) == before
+    refused = _auth_refused(refusal_world, problem)
+    assert (refused["where"], refused["client"]) == ("authorization", "testclient")
 
 
 @pytest.mark.parametrize(
@@ -138,32 +152,45 @@ def test_no_credential_is_401_naming_the_header_and_not_ledgered(
         pytest.param({"aud": "another-service"}, "aud", id="audience"),
     ],
 )
-def test_a_bad_jwt_is_401_naming_the_failed_check_and_not_ledgered(
+def test_a_bad_jwt_is_401_naming_the_failed_check_and_ledgered_without_the_token(
     client: TestClient,
     refusal_world: Settings,
     issuer: Issuer,
     claims: dict[str, Any],
     where: str,
 ) -> None:
-    before = len(_ledger(refusal_world))
     token = issuer.token(**claims)
     response = _call(client, {"Authorization": f"Bearer {token}"}, "items.all")
     problem = _problem(response, 401, "unauthenticated")
     assert problem["errors"] == [{"where": where, "detail": problem["detail"]}]
     assert token not in response.text
-    assert len(_ledger(refusal_world)) == before
-    assert token.encode() not in _ledger_text(refusal_world)
+    assert _auth_refused(refusal_world, problem)["where"] == where
+    ledger = _ledger_text(refusal_world)
+    for part in token.split("."):
+        assert part.encode() not in ledger
 
 
-def test_a_wrong_api_key_is_401_and_not_ledgered(
+def test_a_wrong_api_key_is_401_and_ledgered_without_the_key(
     client: TestClient, refusal_world: Settings
 ) -> None:
-    before = len(_ledger(refusal_world))
     response = _call(client, {"Authorization": "Bearer gvx-not-a-key"}, "items.all")
     problem = _problem(response, 401, "unauthenticated")
     assert problem["detail"]
     assert "gvx-not-a-key" not in response.text
-    assert len(_ledger(refusal_world)) == before
+    _auth_refused(refusal_world, problem)
+    assert b"gvx-not-a-key" not in _ledger_text(refusal_world)
+
+
+def test_a_throttled_client_adds_no_entry_past_the_failure_limit(
+    refusal_world: Settings,
+) -> None:
+    settings = Settings(**{**refusal_world.model_dump(), "auth_failure_limit": 2})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as throttled:
+        before = len(_ledger(settings))
+        codes = [_call(throttled, {}, "items.all").status_code for _ in range(5)]
+        assert codes == [401, 401, 429, 429, 429]
+        kinds = [e["kind"] for e in _ledger(settings)[before:]]
+        assert kinds == ["auth.refused", "auth.refused"]
 
 
 # --- an authenticated call refused: ledgered as call.denied -----------------------------------

@@ -143,4 +143,13 @@ def sample_bodies() -> dict[str, dict[str, Any]]:
                 {"check": "policy", "passed": False, "detail": "denied", "code": "policy_denied"}
             ],
         },
+        "auth.refused": {
+            "via": "http",
+            "client": "127.0.0.1",
+            "request": "POST /v1/calls",
+            "request_id": "01JREQUEST",
+            "code": "unauthenticated",
+            "reason": "no credential",
+            "where": "authorization",
+        },
     }

@@ -50,6 +50,7 @@ FORMATS_BODY_FIELDS = {
         "policy",
     },
     "call.dry_run": {"call_id", "contract", "would_run", "checks"},
+    "auth.refused": {"via", "client", "request", "request_id", "code", "reason", "where"},
 }
 
 
