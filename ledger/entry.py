@@ -73,6 +73,7 @@ class Kind(StrEnum):
     approval_granted = "approval.granted"
     call_dry_run = "call.dry_run"
     auth_refused = "auth.refused"
+    approval_denied = "approval.denied"
 
 
 def format_ts(moment: datetime) -> str:
@@ -233,6 +234,23 @@ class ApprovalGrantedBody(_Body):
     policy: dict[str, Any]
 
 
+class ApprovalDeniedBody(_Body):
+    """An approval refused: who tried to approve which entry for whom, and why not.
+
+    ``entry_id`` is as requested (it may name no entry); ``determining_policies`` is empty
+    unless policy denied it. The approver's free-text reason is not recorded.
+    """
+
+    entry_id: str
+    requester: str
+    requester_tenant: str
+    approver: dict[str, Any]
+    code: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    where: str
+    determining_policies: list[str]
+
+
 class AuthRefusedBody(_Body):
     """A request whose credential was missing or refused: no principal, so no call.
 
@@ -260,6 +278,7 @@ BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         Kind.approval_granted.value: ApprovalGrantedBody,
         Kind.call_dry_run.value: CallDryRunBody,
         Kind.auth_refused.value: AuthRefusedBody,
+        Kind.approval_denied.value: ApprovalDeniedBody,
     }
 )
 

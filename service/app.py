@@ -23,7 +23,7 @@ from ledger.errors import LedgerError
 from service.checkpoints import PeriodicCheckpoints
 from service.clock import Clock, system_clock
 from service.context import request_id_var
-from service.errors import CallBlocked, ServiceError, Unauthenticated
+from service.errors import LedgeredRefusal, ServiceError, Unauthenticated
 from service.ids import new_ulid
 from service.packets.errors import PacketError
 from service.problems import (
@@ -147,7 +147,7 @@ async def _domain_problem(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="govex"'
     # A refusal that knows when to retry (a lease) says so; otherwise its kind's default.
-    cause = exc.cause if isinstance(exc, CallBlocked) else exc
+    cause = exc.cause if isinstance(exc, LedgeredRefusal) else exc
     retry_after_s = getattr(cause, "retry_after_s", None) or problem_kind(exc).retry_after_s
     if retry_after_s is not None:
         headers["Retry-After"] = str(retry_after_s)

@@ -9,9 +9,11 @@ Ordering: policy first; then ``approval.granted`` is appended (durable: the evid
 then the ``govex_approvals`` row. When the row cannot be written the error goes up and
 calls find no approval (``missing``): the failure never lets a call run.
 
-Refusals are not ledgered (nothing was granted): a deny is :class:`PolicyDenied`, an
-entry that needs no approval or a TTL out of bounds :class:`ApprovalRefused`, bad inputs
-the catalog's input errors.
+Refusals are ledgered too, as ``approval.denied`` (who tried to approve what, and why
+not; never the free-text reason, which was not accepted), then raised as
+:class:`ApprovalBlocked` around the refusal: a deny is :class:`PolicyDenied`, an entry that
+needs no approval or a TTL out of bounds :class:`ApprovalRefused`, bad inputs the
+catalog's input errors.
 """
 
 from __future__ import annotations
@@ -22,14 +24,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.digest import DigestSet
+from catalog.errors import CatalogError
 from catalog.params import is_secret_like
 from ledger.entry import format_ts
 from service.approvals import ApprovalRecord
 from service.contract import CallRequest, JsonScalar, prepare_contract
-from service.errors import ApprovalRefused, PolicyDenied
+from service.errors import (
+    ApprovalBlocked,
+    ApprovalRefused,
+    CatalogNotRunnable,
+    CommandRefused,
+    CommandSpecInvalid,
+    PolicyDenied,
+)
 from service.identity import PLATFORM_TENANT, Principal
 from service.ids import new_ulid
 from service.policy import Action, entry_entity, require_ledger_reader
+from service.problems import problem_code
 from service.runtime import Runtime
 
 _MAX_REASON_CHARS = 1000
@@ -92,6 +103,16 @@ class ApprovalView(BaseModel):
         )
 
 
+_REFUSALS = (
+    ApprovalRefused,
+    PolicyDenied,
+    CatalogError,
+    CatalogNotRunnable,
+    CommandRefused,
+    CommandSpecInvalid,
+)
+
+
 def grant(
     runtime: Runtime,
     approver: Principal,
@@ -102,12 +123,38 @@ def grant(
 ) -> ApprovalView:
     """Grant ``request`` for ``approver``: ledgered ``approval.granted``, then indexed.
 
-    Raises ``UnknownEntry``, ``CatalogNotRunnable`` or input errors for the entry and
-    params, :class:`ApprovalRefused` (entry needs no approval, TTL above the maximum,
-    a secret-like reason), :class:`PolicyDenied` (``approve`` denied, self-approval
-    included), and the ledger's errors when the grant cannot be recorded.
+    Raises :class:`ApprovalBlocked` after ledgering ``approval.denied``, around
+    ``UnknownEntry``, ``CatalogNotRunnable`` or input errors for the entry and params,
+    :class:`ApprovalRefused` (entry needs no approval, TTL above the maximum, a
+    secret-like reason) or :class:`PolicyDenied` (``approve`` denied, self-approval
+    included); and the ledger's errors when the grant or refusal cannot be recorded.
     ``inputs_from_text``: the params are command-line strings, converted by the entry's types.
     """
+    try:
+        return _grant(runtime, approver, request, request_id, inputs_from_text)
+    except _REFUSALS as exc:
+        body = {
+            "entry_id": request.entry,
+            "requester": request.requester,
+            "requester_tenant": request.requester_tenant,
+            "approver": approver.model_dump(mode="json"),
+            "code": problem_code(exc),
+            "reason": str(exc),
+            "where": getattr(exc, "where", ""),
+            "determining_policies": list(exc.policies) if isinstance(exc, PolicyDenied) else [],
+            "request_id": request_id,
+        }
+        denied = runtime.ledger.append("approval.denied", body, runtime.clock())
+        raise ApprovalBlocked(exc, seq=denied.seq) from None
+
+
+def _grant(
+    runtime: Runtime,
+    approver: Principal,
+    request: ApprovalRequest,
+    request_id: str | None,
+    inputs_from_text: bool,
+) -> ApprovalView:
     settings = runtime.settings
     entry, _ = runtime.sealed.runnable_entry(request.entry)
     if not entry.requires_approval:

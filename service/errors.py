@@ -191,15 +191,28 @@ class ApprovalRefused(ServiceError):
     """An approval that cannot be granted: the entry needs none, or its TTL is out of bounds."""
 
 
-class CallBlocked(ServiceError):
+class LedgeredRefusal(ServiceError):
+    """A refusal already in the ledger at ``seq``; ``cause`` is the refusal itself.
+
+    ``service.problems`` shapes the answer from the cause and adds ``ledger_seq``.
+    """
+
+    def __init__(self, cause: Exception, *, seq: int) -> None:
+        super().__init__(str(cause), where=getattr(cause, "where", ""))
+        self.cause = cause
+        self.seq = seq
+
+
+class CallBlocked(LedgeredRefusal):
     """A call refused before it ran; it is in the ledger as ``call.denied`` at ``seq``.
 
-    ``cause`` is the refusal (unknown entry, bad inputs, seal mismatch, policy deny);
-    ``service.problems`` shapes the answer from it.
+    ``cause`` is the refusal (unknown entry, bad inputs, seal mismatch, policy deny).
     """
 
     def __init__(self, cause: Exception, *, call_id: str, seq: int) -> None:
-        super().__init__(str(cause), where=getattr(cause, "where", ""))
-        self.cause = cause
+        super().__init__(cause, seq=seq)
         self.call_id = call_id
-        self.seq = seq
+
+
+class ApprovalBlocked(LedgeredRefusal):
+    """An approval refused; it is in the ledger as ``approval.denied`` at ``seq``."""

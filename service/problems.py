@@ -46,6 +46,7 @@ from service.errors import (
     ConfigurationError,
     ExecutableMismatch,
     LeaseUnavailable,
+    LedgeredRefusal,
     NotFound,
     OutOfRange,
     PolicyDenied,
@@ -520,8 +521,8 @@ INVALID_REQUEST = ProblemKind(
 
 
 def problem_kind(exc: BaseException) -> ProblemKind:
-    """The kind of ``exc``; a blocked call takes its cause's kind."""
-    if isinstance(exc, CallBlocked):
+    """The kind of ``exc``; a ledgered refusal takes its cause's kind."""
+    if isinstance(exc, LedgeredRefusal):
         return problem_kind(exc.cause)
     for cls, kind in PROBLEM_KINDS:
         if isinstance(exc, cls):
@@ -539,7 +540,7 @@ def exit_code(exc: BaseException) -> int:
 
 def problem_errors(exc: BaseException) -> list[dict[str, Any]]:  # noqa: PLR0911 - one return per error shape
     """The individual failures behind ``exc``, each naming its place."""
-    if isinstance(exc, CallBlocked):
+    if isinstance(exc, LedgeredRefusal):
         return problem_errors(exc.cause)
     if isinstance(exc, InputErrors):
         return [_input_error(e) for e in exc.errors]
@@ -582,10 +583,11 @@ def problem_body(
     body = _body(kind, detail, request_id=request_id, instance=instance, errors=problem_errors(exc))
     if isinstance(exc, CallBlocked):
         body["call_id"] = exc.call_id
+    if isinstance(exc, LedgeredRefusal):
         body["ledger_seq"] = exc.seq
     if isinstance(exc, Unauthenticated) and exc.ledger_seq is not None:
         body["ledger_seq"] = exc.ledger_seq
-    cause = exc.cause if isinstance(exc, CallBlocked) else exc
+    cause = exc.cause if isinstance(exc, LedgeredRefusal) else exc
     if isinstance(cause, PolicyDenied):
         body["determining_policies"] = list(cause.policies)
     return body

@@ -183,25 +183,46 @@ def test_near_expiry_passes_and_just_expired_blocks(
     _assert_blocked(client, _call(client), "missing")
 
 
-def test_self_approval_is_refused(client: TestClient) -> None:
+def _approval_denied(client: TestClient, problem: dict[str, Any]) -> dict[str, Any]:
+    """The ``approval.denied`` entry a refused grant's problem points at."""
+    entry = _runtime(client).ledger.get(problem["ledger_seq"])
+    assert entry.kind.value == "approval.denied"
+    assert entry.body["code"] == problem["code"]
+    assert entry.body["reason"] == problem["detail"]
+    assert "month-end export" not in str(entry.body)  # the free-text reason is not recorded
+    return entry.body
+
+
+def test_self_approval_is_refused_and_ledgered(client: TestClient) -> None:
     refused = _grant(client, approver="carol", requester="carol", requester_tenant="*")
     assert refused.status_code == 403
     problem = refused.json()
     assert problem["code"] == "policy_denied"
     assert "never approves their own call" in problem["detail"]
+    denied = _approval_denied(client, problem)
+    assert (denied["entry_id"], denied["requester"]) == (ENTRY, "carol")
+    assert denied["approver"]["id"] == "carol"
+    assert denied["determining_policies"] == ["forbid-self-approval"]
     # Analysts cannot approve at all; nothing was granted.
-    assert _grant(client, approver="alice", requester="bob").status_code == 403
+    by_analyst = _grant(client, approver="alice", requester="bob")
+    assert by_analyst.status_code == 403
+    assert _approval_denied(client, by_analyst.json())["approver"]["id"] == "alice"
     assert _runtime(client).approvals.latest() == []
 
 
-def test_grant_refusals(client: TestClient) -> None:
+def test_grant_refusals_are_ledgered(client: TestClient) -> None:
     not_needed = _grant(client, entry="items.all", params={})
     assert not_needed.status_code == 422
     assert not_needed.json()["code"] == "approval_refused"
     assert "does not require approval" in not_needed.json()["detail"]
+    assert _approval_denied(client, not_needed.json())["where"] == "entry"
     too_long = _grant(client, ttl_s=86401)
     assert too_long.status_code == 422
     assert "above the maximum 86400" in too_long.json()["detail"]
+    assert _approval_denied(client, too_long.json())["where"] == "ttl_s"
+    unknown = _grant(client, entry="items.nope", params={})
+    assert unknown.status_code == 404
+    assert _approval_denied(client, unknown.json())["entry_id"] == "items.nope"
 
 
 def test_dry_run_reports_the_approval_state_without_running(client: TestClient) -> None:

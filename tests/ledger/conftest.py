@@ -152,4 +152,14 @@ def sample_bodies() -> dict[str, dict[str, Any]]:
             "reason": "no credential",
             "where": "authorization",
         },
+        "approval.denied": {
+            "entry_id": "orders.by_customer",
+            "requester": "carol",
+            "requester_tenant": "*",
+            "approver": {"id": "carol", "roles": ["operator"]},
+            "code": "policy_denied",
+            "reason": "policy denies approve",
+            "where": "",
+            "determining_policies": ["forbid-self-approval"],
+        },
     }

@@ -51,6 +51,16 @@ FORMATS_BODY_FIELDS = {
     },
     "call.dry_run": {"call_id", "contract", "would_run", "checks"},
     "auth.refused": {"via", "client", "request", "request_id", "code", "reason", "where"},
+    "approval.denied": {
+        "entry_id",
+        "requester",
+        "requester_tenant",
+        "approver",
+        "code",
+        "reason",
+        "where",
+        "determining_policies",
+    },
 }
 
 

@@ -121,6 +121,12 @@ SAMPLES: dict[type[Exception], Exception] = {
     CallBlocked: CallBlocked(
         PolicyDenied("no", action="call", resource="a.b", policies=("p",)), call_id="01C", seq=9
     ),
+    service_errors.LedgeredRefusal: service_errors.LedgeredRefusal(
+        PolicyDenied("no", action="approve", resource="a.b", policies=("p",)), seq=3
+    ),
+    service_errors.ApprovalBlocked: service_errors.ApprovalBlocked(
+        service_errors.ApprovalRefused("too long", where="ttl_s"), seq=4
+    ),
     PacketError: PacketError("x"),
     packet_errors.PacketLayoutError: packet_errors.PacketLayoutError(
         path="../x", detail="escapes the bag"
