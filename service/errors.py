@@ -123,6 +123,13 @@ class CommandRefused(ServiceError):
     """
 
 
+class ExecutableUnavailable(CommandRefused):
+    """The sealed executable cannot be run here: missing, not a regular file, not executable.
+
+    An operator's problem (the host changed under the seal), not the caller's; nothing ran.
+    """
+
+
 class ExecutableMismatch(CommandRefused):
     """The executable's SHA-256 differs from the digest pinned at seal time; nothing ran."""
 

@@ -45,6 +45,7 @@ from service.errors import (
     CommandSpecInvalid,
     ConfigurationError,
     ExecutableMismatch,
+    ExecutableUnavailable,
     LeaseUnavailable,
     LedgeredRefusal,
     NotFound,
@@ -112,6 +113,17 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
             "executable_mismatch",
             "Executable changed since the seal",
             "An operator must restore the sealed executable or reseal the catalog.",
+            Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        ExecutableUnavailable,
+        ProblemKind(
+            503,
+            "executable_unavailable",
+            "Sealed executable unavailable",
+            "The executable the seal pins is missing or not executable on this host; an "
+            "operator must restore it.",
             Verdict.blocked.exit_code,
         ),
     ),

@@ -50,7 +50,12 @@ from typing import IO, Literal, cast
 
 from catalog.digest import DigestSet, StreamingDigest
 from service.command_spec import ArgValue, CommandLimits, CommandSpec, build_argv
-from service.errors import CommandFailed, CommandRefused, ExecutableMismatch
+from service.errors import (
+    CommandFailed,
+    CommandRefused,
+    ExecutableMismatch,
+    ExecutableUnavailable,
+)
 from service.verdicts import Verdict
 
 KilledReason = Literal["timeout", "output_cap"]
@@ -145,8 +150,8 @@ def check_executable(spec: CommandSpec) -> None:
     """Check the executable as :func:`run_command` will, without running anything (I/O).
 
     For a refusal before a call starts; :func:`run_command` checks again on the file it
-    executes. Raises :class:`CommandRefused` (missing, not a regular file, not executable)
-    or :class:`ExecutableMismatch`.
+    executes. Raises :class:`ExecutableUnavailable` (missing, not a regular file, not
+    executable) or :class:`ExecutableMismatch`.
     """
     with _verified_executable(spec):
         pass
@@ -173,15 +178,15 @@ def _verified_executable(spec: CommandSpec) -> Iterator[tuple[int, bool]]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        raise CommandRefused(
+        raise ExecutableUnavailable(
             f"executable {path} cannot be opened: {exc.strerror}", where=path
         ) from exc
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise CommandRefused(f"executable {path} is not a regular file", where=path)
+            raise ExecutableUnavailable(f"executable {path} is not a regular file", where=path)
         if not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
-            raise CommandRefused(f"executable {path} has no execute permission", where=path)
+            raise ExecutableUnavailable(f"executable {path} has no execute permission", where=path)
         actual = hashlib.sha256()
         offset = 0
         while chunk := os.pread(fd, _HASH_CHUNK, offset):

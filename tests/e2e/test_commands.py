@@ -416,6 +416,21 @@ def test_an_executable_edited_after_start_is_blocked_before_the_call_starts(
     assert denied["contract"]["command"]["executable_sha256"] != now
 
 
+def test_an_executable_removed_after_start_is_a_503_refusal_before_the_call_starts(
+    client: TestClient, command_world: Settings
+) -> None:
+    script = command_world.catalog_dir.parent / "bin" / "echo"
+    script.chmod(0o644)
+    response = _call(client, "cmd.echo", word="hi")
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["code"] == "executable_unavailable"
+    assert problem["detail"] == f"executable {script} has no execute permission"
+    denied = _entries(command_world)[-1]
+    assert (denied["kind"], denied["body"]["code"]) == ("call.denied", "executable_unavailable")
+
+
 def test_an_executable_edited_before_start_refuses_the_start(command_world: Settings) -> None:
     script = command_world.catalog_dir.parent / "bin" / "flood"
     script.write_text(script.read_text() + "# edited\n")

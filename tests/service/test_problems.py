@@ -121,6 +121,9 @@ SAMPLES: dict[type[Exception], Exception] = {
     CallBlocked: CallBlocked(
         PolicyDenied("no", action="call", resource="a.b", policies=("p",)), call_id="01C", seq=9
     ),
+    service_errors.ExecutableUnavailable: service_errors.ExecutableUnavailable(
+        "executable /bin/x cannot be opened: No such file or directory", where="/bin/x"
+    ),
     service_errors.LedgeredRefusal: service_errors.LedgeredRefusal(
         PolicyDenied("no", action="approve", resource="a.b", policies=("p",)), seq=3
     ),

@@ -21,7 +21,14 @@ import pytest
 
 from catalog.digest import digest_bytes
 from service.command_spec import CommandLimits, CommandSpec, build_argv
-from service.errors import CommandFailed, CommandRefused, CommandSpecInvalid, ExecutableMismatch
+from service.errors import (
+    CommandFailed,
+    CommandRefused,
+    CommandSpecInvalid,
+    ExecutableMismatch,
+    ExecutableUnavailable,
+)
+from service.problems import problem_kind
 from service.run_command import (
     CapturedOutput,
     CommandResult,
@@ -305,9 +312,10 @@ def _not_executable(tmp_path: Path) -> Path:
 def test_an_unusable_executable_is_refused(tmp_path: Path, make: Any, message: str) -> None:
     path = make(tmp_path)
     spec = _spec(tmp_path, "", executable=str(path), executable_sha256="0" * 64)
-    with pytest.raises(CommandRefused, match=message) as info:
+    with pytest.raises(ExecutableUnavailable, match=message) as info:
         _run(tmp_path, spec)
     assert info.value.where == str(path)
+    assert problem_kind(info.value).status == 503  # the host's problem, not the caller's
 
 
 def test_a_file_the_kernel_cannot_execute_fails_to_start(tmp_path: Path) -> None:
