@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import Protocol
 
 import structlog
 
@@ -32,6 +34,7 @@ from service.auth_throttle import AuthFailureThrottle
 from service.errors import ConfigurationError, Unauthenticated
 from service.identity import ApiKeyring, Principal
 from service.jwt_auth import JwtVerifier
+from service.jwt_follow import FollowedJwtVerifier
 from service.jwt_keys import SUPPORTED_ALGORITHMS
 from service.settings import Settings
 
@@ -41,12 +44,18 @@ _log = structlog.get_logger("govex.auth")
 _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
+class TokenVerifier(Protocol):
+    """Bearer JWTs to principals (:class:`JwtVerifier`, or one following its key file)."""
+
+    def verify(self, token: str, now: datetime) -> Principal: ...
+
+
 @dataclass(frozen=True)
 class Authenticator:
     """API keys, an optional JWT verifier and the failure throttle of one runtime."""
 
     keyring: ApiKeyring
-    jwt: JwtVerifier | None = None  # None: API keys only
+    jwt: TokenVerifier | None = None  # None: API keys only
     throttle: AuthFailureThrottle = field(default_factory=AuthFailureThrottle)
 
     @classmethod
@@ -125,8 +134,8 @@ def is_jws_compact(token: str) -> bool:
     return _JWS_COMPACT.fullmatch(token) is not None
 
 
-def jwt_verifier(settings: Settings) -> JwtVerifier | None:
-    """The JWT verifier the settings ask for; None when no JWT setting is given.
+def jwt_verifier(settings: Settings) -> TokenVerifier | None:
+    """The JWT verifier the settings ask for, following its key file; None without JWTs.
 
     At most one of ``GOVEX_JWT_JWKS_FILE`` and ``GOVEX_JWT_PUBLIC_KEY_FILE``; with one,
     ``GOVEX_JWT_ISSUER`` and ``GOVEX_JWT_AUDIENCE`` are required; issuer, audience or
@@ -163,15 +172,19 @@ def jwt_verifier(settings: Settings) -> JwtVerifier | None:
             "every token's iss and aud are checked against them",
             where=missing[0],
         )
+    load = partial(
+        JwtVerifier.from_files,
+        jwks_path=jwks,
+        pem_path=pem,
+        issuer=settings.jwt_issuer or "",
+        audience=settings.jwt_audience or "",
+        algorithms=settings.jwt_algorithms or SUPPORTED_ALGORITHMS,
+        leeway_s=settings.jwt_leeway_s,
+    )
+    key_file = jwks if jwks is not None else pem
+    assert key_file is not None  # noqa: S101 - one of them is set (checked above)
     try:
-        return JwtVerifier.from_files(
-            jwks_path=jwks,
-            pem_path=pem,
-            issuer=settings.jwt_issuer or "",
-            audience=settings.jwt_audience or "",
-            algorithms=settings.jwt_algorithms or SUPPORTED_ALGORITHMS,
-            leeway_s=settings.jwt_leeway_s,
-        )
+        return FollowedJwtVerifier(key_file, load)
     except ConfigurationError as exc:
         setting = f"jwt_{exc.where}" if exc.where else "jwt"
         raise ConfigurationError(f"GOVEX_{setting.upper()}: {exc.message}", where=setting) from None

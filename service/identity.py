@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict
 
 from service.api_keys import KeyRecord, read_keys_file, token_hash
 from service.errors import ConfigurationError, StartupRefused, Unauthenticated
+from service.file_stamp import FileStamp, file_stamp
 
 PLATFORM_TENANT = "*"
 
 _log = structlog.get_logger("govex.identity")
-_FileStamp = tuple[int, int, int, int]
 
 
 class Principal(BaseModel):
@@ -50,7 +50,7 @@ class ApiKeyring:
         """Keys by token hash; with ``path``, the file they came from, followed on change."""
         self._by_hash = dict(records)
         self._path = path
-        self._stamp = None if path is None else _stamp(path)
+        self._stamp = None if path is None else file_stamp(path)
         self._broken = False
         self._lock = threading.Lock()
 
@@ -60,7 +60,7 @@ class ApiKeyring:
 
         Raises :class:`StartupRefused` naming the file (and the JSON pointer).
         """
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         try:
             parsed = read_keys_file(path)
         except ConfigurationError as exc:
@@ -93,7 +93,7 @@ class ApiKeyring:
     def _records(self) -> Mapping[str, KeyRecord]:
         if self._path is None:
             return self._by_hash
-        stamp = _stamp(self._path)
+        stamp = file_stamp(self._path)
         with self._lock:
             if stamp != self._stamp:
                 self._reload(self._path, stamp)
@@ -105,7 +105,7 @@ class ApiKeyring:
                 )
             return self._by_hash
 
-    def _reload(self, path: Path, stamp: _FileStamp | None) -> None:
+    def _reload(self, path: Path, stamp: FileStamp | None) -> None:
         """Replace the keys with the file's; on failure hold none (fail closed); private."""
         self._stamp = stamp
         try:
@@ -118,12 +118,3 @@ class ApiKeyring:
         self._by_hash = {record.sha256: record for record in parsed.keys}
         self._broken = False
         _log.info("keys_file.reloaded", path=str(path), keys=len(self._by_hash))
-
-
-def _stamp(path: Path) -> _FileStamp | None:
-    """What changes when the file is replaced or rewritten; None when it is gone; private."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

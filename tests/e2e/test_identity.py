@@ -163,6 +163,32 @@ def test_a_jwt_signed_by_an_unknown_key_is_refused(jwt_client: TestClient) -> No
     assert body["errors"][0]["where"] == "signature"
 
 
+def test_rotating_the_jwks_file_takes_effect_without_a_restart_and_fails_closed(
+    jwt_client: TestClient, jwt_world: Settings, issuer: Issuer
+) -> None:
+    jwks = jwt_world.jwt_jwks_file
+    assert jwks is not None
+    old_token = issuer.token()
+    assert jwt_client.get("/v1/catalog", headers=_bearer(old_token)).status_code == 200
+    successor = Issuer.generate("rotated-key")
+    successor.write_jwks(jwks)  # the old key is gone from the file
+    assert jwt_client.get("/v1/catalog", headers=_bearer(successor.token())).status_code == 200
+    refused = _problem(
+        jwt_client.get("/v1/catalog", headers=_bearer(old_token)), 401, "unauthenticated"
+    )
+    assert refused["errors"][0]["where"] == "header.kid"
+    jwks.write_text("{not json")  # a broken file holds no key: every JWT refused, naming it
+    broken = _problem(
+        jwt_client.get("/v1/catalog", headers=_bearer(successor.token())),
+        500,
+        "configuration_error",
+    )
+    assert str(jwks) in broken["detail"]
+    assert jwt_client.get("/v1/catalog", headers=_bearer("tok-alice")).status_code == 200
+    successor.write_jwks(jwks)
+    assert jwt_client.get("/v1/catalog", headers=_bearer(successor.token())).status_code == 200
+
+
 def test_without_jwt_settings_a_jwt_is_refused_as_not_enabled(
     client: TestClient, issuer: Issuer
 ) -> None:
