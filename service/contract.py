@@ -204,50 +204,49 @@ def prepare_contract(
     params = dict(request.params)
     relation = _bind_tenant(entry, principal, params)
     inputs = bind_inputs(entry, params, from_text=from_text)
-    common: dict[str, Any] = {
-        "call_id": call_id,
-        "request_id": request_id,
-        "mode": request.mode,
-        "identity": principal,
-        "entry": EntryRef(id=entry.id, kind=entry.kind, entry_digest=digest),
-        "catalog": CatalogRef(
-            name=sealed.catalog.name, version=sealed.catalog.version, catalog_digest=sealed.digest
-        ),
-        "authority_status": sealed.authority,
-        "inputs": inputs,
-        "inputs_digest": digest_bytes(jcs(inputs, "inputs")),
-        "tenant_relation": relation,
-        "timeout_ms": entry.timeout_ms,
-        "max_bytes": entry.max_bytes,
-        # For a command it does not apply: stdout and stderr are kept as written.
-        "output_format": request.format,
-        "exit_semantics": EXIT_SEMANTICS,
-        "lease": _lease_terms(entry, inputs),
-    }
+    max_rows: int | None = None
+    command: CommandTerms | None = None
     if isinstance(entry, CommandEntry):
         # The argv is built here, so its refusals come before anything runs.
         argv = build_argv(spec_for_entry(entry), inputs)
-        return CallContract(
-            **common,
-            max_rows=None,
-            boundary=Boundary(engine="command", source=entry.argv[0], controls=BOUNDARY_COMMAND),
-            command=CommandTerms(
-                argv=tuple(argv),
-                executable_sha256=entry.executable_sha256,
-                env=entry.env,
-                limits=entry.limits,
-                max_stderr_bytes=entry.max_stderr_bytes,
-                exit_codes=dict(entry.exit_codes),
-            ),
+        boundary = Boundary(engine="command", source=entry.argv[0], controls=BOUNDARY_COMMAND)
+        command = CommandTerms(
+            argv=tuple(argv),
+            executable_sha256=entry.executable_sha256,
+            env=entry.env,
+            limits=entry.limits,
+            max_stderr_bytes=entry.max_stderr_bytes,
+            exit_codes=dict(entry.exit_codes),
         )
-    return CallContract(
-        **common,
-        max_rows=entry.max_rows,
-        boundary=Boundary(
+    else:
+        max_rows = entry.max_rows
+        boundary = Boundary(
             engine=entry.engine,
             source=entry.source,
             controls=BOUNDARY_SQLITE if entry.engine == "sqlite" else boundary_controls(entry),
+        )
+    return CallContract(
+        call_id=call_id,
+        request_id=request_id,
+        mode=request.mode,
+        identity=principal,
+        entry=EntryRef(id=entry.id, kind=entry.kind, entry_digest=digest),
+        catalog=CatalogRef(
+            name=sealed.catalog.name, version=sealed.catalog.version, catalog_digest=sealed.digest
         ),
+        authority_status=sealed.authority,
+        inputs=inputs,
+        inputs_digest=digest_bytes(jcs(inputs, "inputs")),
+        tenant_relation=relation,
+        timeout_ms=entry.timeout_ms,
+        max_rows=max_rows,
+        max_bytes=entry.max_bytes,
+        # For a command it does not apply: stdout and stderr are kept as written.
+        output_format=request.format,
+        boundary=boundary,
+        exit_semantics=EXIT_SEMANTICS,
+        lease=_lease_terms(entry, inputs),
+        command=command,
     )
 
 
