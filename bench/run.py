@@ -3,7 +3,9 @@
 Run with `make bench`. Each figure names what it measures; rerun on the same
 machine to compare. The ledger figures (bench/appends.py, bench/export_verify.py)
 start a throwaway PostgreSQL 15 server (tests/pg_harness.py) and verify a
-1,000,000-entry export; a whole run takes about four minutes on 2 cores.
+1,000,000-entry export; the streaming exports (bench/streaming.py) export
+1,000,000 and 5,000,000 rows from PostgreSQL and SQLite into packets. A whole
+run takes about ten minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import appends, export_verify  # noqa: E402
+from bench import appends, export_verify, small_calls, streaming  # noqa: E402
 from bench.machine import describe, on_disk_tempdir  # noqa: E402
 from catalog.authority import AuthorityStatus  # noqa: E402
 from catalog.digest import digest_bytes  # noqa: E402
@@ -193,12 +195,14 @@ def main() -> None:
         sqlite_text, sqlite_line = appends.sqlite_section(work)
         postgres_text, postgres_line, postgres_version = appends.postgres_section()
         verify_text, verify_line = export_verify.section(work)
+        streaming_text, streaming_line = streaming.section(work)
         quick = (
             "Ledger: one caller, small entries",
             bench_ledger.__doc__ or "",
             bench_ledger(work),
         )
         calls = ("Calls", bench_calls.__doc__ or "", bench_calls(work))
+        small_text = small_calls.section(small_calls.measure(work / "small-calls"))
     machine.update(_versions(postgres_version))
     machine["load average (1, 5, 15 min) at start and end"] = (
         f"{_load(load_before)} and {_load(os.getloadavg())}; other work on the machine "
@@ -216,6 +220,10 @@ def main() -> None:
     text += f"## Ledger: durable appends\n\n{_intro(appends)}\n\n{sqlite_text}\n{postgres_text}\n"
     text += f"## Ledger: offline verification\n\n{_intro(export_verify)}\n\n{verify_text}\n"
     text += "\n".join(_table(*section) for section in (packet, quick, calls))
+    text += (
+        f"\n{streaming.HEADING}\n\n{streaming.intro()}\n\n- {streaming_line}\n\n{streaming_text}"
+    )
+    text += f"\n{small_text}"
     (REPO / "docs" / "benchmarks.md").write_text(text)
     print(text)
     print(json.dumps({"written": "docs/benchmarks.md", "minutes": round(minutes, 1)}))

@@ -12,7 +12,15 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from catalog.digest import DigestSet
 from catalog.errors import UnknownEntry
@@ -81,13 +89,105 @@ class ParamSpec(BaseModel):
     description: str = ""
 
 
-class Claim(BaseModel):
-    """What a query claims about its result: rows ``absent`` or ``present``."""
+class RowBound(BaseModel):
+    """A claimed row count: ``min_rows <= rows <= max_rows``; either may be left out, not both.
+
+    Both are at least 1: ``max_rows = 0`` is the claim ``expect = "empty"`` (write that),
+    and ``min_rows = 0`` claims nothing. Both fields are always present in the digested
+    document (``None`` when left out).
+    """
 
     model_config = _FROZEN
 
-    expect: Literal["absent", "present"]
-    surface: Literal["exhaustive", "scoped"]
+    min_rows: int | None = None
+    max_rows: int | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> RowBound:
+        if self.min_rows is None and self.max_rows is None:
+            raise ValueError("a row bound names min_rows, max_rows or both")
+        if self.max_rows == 0:
+            raise ValueError('max_rows = 0 is the claim expect = "empty": write that instead')
+        if self.min_rows == 0:
+            raise ValueError("min_rows = 0 claims nothing: leave it out")
+        for name, value in (("min_rows", self.min_rows), ("max_rows", self.max_rows)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be a positive row count, not {value}")
+        if self.min_rows is not None and self.max_rows is not None:
+            if self.min_rows > self.max_rows:
+                raise ValueError(
+                    f"min_rows ({self.min_rows}) is above max_rows ({self.max_rows})"
+                )
+        return self
+
+
+_EXPECT_SHAPE = 'expect is "empty" or a row-count bound such as { max_rows = 10 }'
+
+
+def _claim_expect(value: object) -> object:
+    """Private: check ``expect``'s shape first, so a mistake gets one clear message.
+
+    A table becomes a :class:`RowBound` here; its problems are re-raised as one error
+    naming the key, instead of one error per member of the union.
+    """
+    if isinstance(value, RowBound) or value == "empty":
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("claim_expect", _EXPECT_SHAPE)
+    try:
+        return RowBound.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            detail = "unknown key (a bound takes min_rows and max_rows)"
+        else:
+            detail = first["msg"].removeprefix("Value error, ")
+        raise PydanticCustomError(
+            "claim_expect", "{detail}", {"detail": f"{key}: {detail}" if key else detail}
+        ) from None
+
+
+ClaimExpect = Annotated[Literal["empty"] | RowBound, BeforeValidator(_claim_expect)]
+"""``"empty"`` (no row at all) or a :class:`RowBound` (a row count within bounds)."""
+
+ClaimSurface = Literal["exhaustive", "scoped"]
+
+
+class Claim(BaseModel):
+    """What a query claims about its result, and over which surface.
+
+    ``expect`` is ``"empty"`` (the query finds no row) or a :class:`RowBound`.
+    ``surface`` is ``exhaustive`` (the query reads everything the claim is about: zero
+    rows, or a count, can prove something) or ``scoped`` (it reads part of it: its rows
+    are evidence, its silence is not). How a run judges a claim: :mod:`service.claims`.
+    """
+
+    model_config = _FROZEN
+
+    expect: ClaimExpect
+    surface: ClaimSurface
+
+
+def claim_bound_problem(claim: Claim, entry_max_rows: int) -> tuple[str, str] | None:
+    """Why ``claim`` cannot be judged under the entry's row limit: ``(key, detail)``, or None.
+
+    A result cut at the entry's ``max_rows`` proves no count, so a bound's ``max_rows``
+    must be below it (a count past the bound is then seen before the cut), and its
+    ``min_rows`` at most it.
+    """
+    bound = claim.expect
+    if not isinstance(bound, RowBound):
+        return None
+    if bound.max_rows is not None and bound.max_rows >= entry_max_rows:
+        return (
+            "max_rows",
+            f"must be below the entry's max_rows ({entry_max_rows}): a result cut at that "
+            "limit proves no count",
+        )
+    if bound.min_rows is not None and bound.min_rows > entry_max_rows:
+        return ("min_rows", f"must be at most the entry's max_rows ({entry_max_rows})")
+    return None
 
 
 class LeaseSpec(BaseModel):
@@ -133,6 +233,14 @@ class QueryEntry(_EntryBase):
     claim: Claim | None = None
     # Result columns masked in packets (a keyed digest) unless policy allows ``unmask``.
     sensitive_columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)], ...] = ()
+
+    @model_validator(mode="after")
+    def _claim_within_limits(self) -> QueryEntry:
+        problem = None if self.claim is None else claim_bound_problem(self.claim, self.max_rows)
+        if problem is not None:
+            key, detail = problem
+            raise ValueError(f"claim.expect.{key} {detail}")
+        return self
 
 
 def default_exit_codes() -> dict[str, ExitVerdict]:

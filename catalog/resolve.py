@@ -25,6 +25,8 @@ from catalog.model import (
     DEFAULT_MAX_STDERR_BYTES,
     DEFAULT_TIMEOUT_MS,
     Claim,
+    ClaimExpect,
+    ClaimSurface,
     CommandEntry,
     CommandLimits,
     Engine,
@@ -33,6 +35,7 @@ from catalog.model import (
     ParamSpec,
     ParamType,
     QueryEntry,
+    claim_bound_problem,
     default_exit_codes,
 )
 from catalog.params import ValueRefused, coerce_value
@@ -84,8 +87,8 @@ class _RawParam(BaseModel):
 class _RawClaim(BaseModel):
     model_config = _STRICT
 
-    expect: Literal["absent", "present"]
-    surface: Literal["exhaustive", "scoped"]
+    expect: ClaimExpect
+    surface: ClaimSurface
 
 
 class _RawEntry(BaseModel):
@@ -168,6 +171,10 @@ def resolve_query(
     params = _params(q.params, found)
     _tenancy(q, found)
     _sensitive_columns(q.sensitive_columns, found)
+    claim = Claim(expect=q.claim.expect, surface=q.claim.surface) if q.claim else None
+    bound = None if claim is None else claim_bound_problem(claim, q.max_rows)
+    if bound is not None:
+        found.append(Problem(("claim", "expect", bound[0]), bound[1]))
     engine = engines.get(q.source)
     if engine is None:
         declared = ", ".join(sorted(engines)) or "none"
@@ -189,7 +196,7 @@ def resolve_query(
         timeout_ms=q.timeout_ms, max_rows=q.max_rows, max_bytes=q.max_bytes, tags=tuple(q.tags),
         sensitive=q.sensitive, requires_approval=q.requires_approval,
         tenant_scoped=q.tenant_scoped, tenant_param=q.tenant_param, lease=q.lease,
-        claim=Claim(expect=q.claim.expect, surface=q.claim.surface) if q.claim else None,
+        claim=claim,
         sensitive_columns=tuple(q.sensitive_columns),
     )  # fmt: skip
 

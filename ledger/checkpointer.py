@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from ledger.keys import SignerKey
+    from ledger.keys import SignerKey, VerifierKey
     from ledger.store import LedgerStore, StoredCheckpoint
 
 
@@ -38,6 +38,11 @@ class Checkpointer:
     @property
     def origin(self) -> str:
         return self._signer.name
+
+    @property
+    def verifier_key(self) -> VerifierKey:
+        """The public key that verifies this checkpointer's signatures (its name is the origin)."""
+        return self._signer.verifier_key
 
     def checkpoint(self) -> StoredCheckpoint:
         """The checkpoint of the ledger as stored now: the latest one when the tree has not grown.

@@ -74,6 +74,8 @@ class Kind(StrEnum):
     call_dry_run = "call.dry_run"
     auth_refused = "auth.refused"
     approval_denied = "approval.denied"
+    call_cancelled = "call.cancelled"
+    packet_removed = "packet.removed"
 
 
 def format_ts(moment: datetime) -> str:
@@ -164,7 +166,7 @@ class CommandEndBody(BaseModel):
 
     exit_code: int | None
     signal: int | None
-    killed_reason: Literal["timeout", "output_cap"] | None
+    killed_reason: Literal["timeout", "output_cap", "cancelled"] | None
     reason: str
     stdout: CommandStreamBody
     stderr: CommandStreamBody
@@ -251,6 +253,14 @@ class ApprovalDeniedBody(_Body):
     determining_policies: list[str]
 
 
+class CallCancelledBody(_Body):
+    """A principal asked a running call to stop; its ``call.finished`` follows."""
+
+    call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    by: dict[str, Any]
+    policy: dict[str, Any]
+
+
 class AuthRefusedBody(_Body):
     """A request whose credential was missing or refused: no principal, so no call.
 
@@ -268,6 +278,19 @@ class AuthRefusedBody(_Body):
     where: str
 
 
+class PacketRemovedBody(_Body):
+    """A packet's file was removed (``reason``: ``retention``); its ledger entries stay.
+
+    ``issued_seq`` is the ``packet.issued`` entry of the packet, ``manifest_hash`` the hash it
+    issued: together they still prove what the removed packet held.
+    """
+
+    packet_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    manifest_hash: BodyDigest
+    reason: Literal["retention"]
+    issued_seq: int = Field(ge=0)
+
+
 BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {
         Kind.service_started.value: ServiceStartedBody,
@@ -279,6 +302,8 @@ BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         Kind.call_dry_run.value: CallDryRunBody,
         Kind.auth_refused.value: AuthRefusedBody,
         Kind.approval_denied.value: ApprovalDeniedBody,
+        Kind.call_cancelled.value: CallCancelledBody,
+        Kind.packet_removed.value: PacketRemovedBody,
     }
 )
 

@@ -20,6 +20,7 @@ entries appended by other processes are included.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
@@ -72,11 +73,12 @@ from ledger.tree import MerkleTree
 from ledger.verify import ChainVerifier
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import datetime
     from types import TracebackType
 
 _BATCH = 1000  # rows per read transaction when streaming
+_log = logging.getLogger("govex.ledger")
 _JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 MAX_GROUP = 1000  # appends per group commit
 
@@ -141,6 +143,7 @@ class LedgerStore:
         self._appender = Appender(engine)
         self._tree = MerkleTree()
         self._tree_lock = threading.Lock()
+        self._observers: tuple[Callable[[Entry], None], ...] = ()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Self:
@@ -203,6 +206,15 @@ class LedgerStore:
 
     # -- appending -------------------------------------------------------------------------
 
+    def observe(self, observer: Callable[[Entry], None]) -> None:
+        """Call ``observer`` with every entry this store appends, once it is durable.
+
+        For counters (``service.metrics``): an observer runs in the committing thread,
+        must be quick, and cannot fail an append (what it raises is logged and dropped).
+        Entries other processes append are not seen.
+        """
+        self._observers = (*self._observers, observer)
+
     def append(self, kind: str, body: Mapping[str, Any], ts: datetime) -> Entry:
         """Append an entry of ``kind`` and return it as stored; durable when this returns.
 
@@ -249,6 +261,12 @@ class LedgerStore:
         with self._tree_lock:
             if rows and self._tree.size == rows[0][0]:  # extend the cache with what is durable
                 self._tree.extend([row[4] for row in rows])
+        for observer in self._observers:
+            for entry in entries:
+                try:
+                    observer(entry)
+                except Exception:  # noqa: BLE001 - an observer never fails a durable append
+                    _log.exception("ledger observer failed on seq %d", entry.seq)
         return entries
 
     # -- reading ---------------------------------------------------------------------------

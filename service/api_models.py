@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.digest import DigestSet
 from catalog.model import Entry
 from ledger.keys import encode_base64
-from service.call_index import CallRecord
+from service.call_index import CallQuery, CallRecord
 from service.calls import CallResult
 from service.dry_run import GateCheck
 from service.packets.manifest import Claim
@@ -157,10 +158,17 @@ class CallStatus(BaseModel):
     ledger: LedgerSeqs
     packet_id: str | None
     manifest_hash: DigestSet | None
-    rows: int | None
-    bytes: int | None
+    rows: int | None = Field(description="Rows written so far (while running) or in all.")
+    bytes: int | None = Field(description="Bytes written so far (while running) or in all.")
     created_at: str
     finished_at: str | None
+    deadline_at: str | None = Field(
+        default=None, description="When a run must have ended (timeout plus lease grace)."
+    )
+    cancel_requested_at: str | None = Field(
+        default=None, description="When DELETE /v1/calls/{id} asked it to stop."
+    )
+    links: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, record: CallRecord) -> CallStatus:
@@ -186,7 +194,39 @@ class CallStatus(BaseModel):
             bytes=record.bytes,
             created_at=record.created_at,
             finished_at=record.finished_at,
+            deadline_at=record.deadline_at,
+            cancel_requested_at=record.cancel_requested_at,
+            links={
+                "self": f"/v1/calls/{record.call_id}",
+                "events": f"/v1/calls/{record.call_id}/events",
+                **({"packet": f"/v1/packets/{record.packet_id}"} if record.packet_id else {}),
+            },
         )
+
+
+class CallList(BaseModel):
+    """``GET /v1/calls``: a page of calls, newest first, and the next page's link."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: list[CallStatus]
+    next: str | None = Field(description="The next page, or null on the last one.")
+
+    @classmethod
+    def of(cls, records: list[CallRecord], query: CallQuery) -> CallList:
+        following = None
+        if len(records) == query.limit:
+            params = {
+                "entry": query.entry,
+                "principal": query.principal,
+                "verdict": query.verdict,
+                "state": query.state,
+                "since": query.since,
+                "before": records[-1].call_id,
+                "limit": str(query.limit),
+            }
+            following = "/v1/calls?" + urlencode({k: v for k, v in params.items() if v})
+        return cls(calls=[CallStatus.of(r) for r in records], next=following)
 
 
 class LedgerEntryView(BaseModel):

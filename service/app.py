@@ -1,7 +1,9 @@
 """The FastAPI edge: lifespan builds the runtime, one handler turns errors into problems.
 
 Start with ``uvicorn --factory service.app:app_factory`` (or ``govex serve``):
-only :func:`app_factory` reads the environment.
+only :func:`app_factory` reads the environment (and ``govex.toml``, see
+:mod:`service.config`). Each app keeps its own Prometheus registry (``app.state.metrics``),
+fed by the ledger it appends to and by the request middleware here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError
 from ledger.errors import LedgerError
+from service.call_executor import CallExecutor
+from service.call_reaper import reap_interrupted
 from service.checkpoints import PeriodicCheckpoints
 from service.clock import Clock, system_clock
+from service.config import load_settings
 from service.context import request_id_var
 from service.errors import LedgeredRefusal, ServiceError, Unauthenticated
 from service.ids import new_ulid
+from service.metrics import Metrics
+from service.openapi import govex_openapi
 from service.packets.errors import PacketError
 from service.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -33,7 +40,9 @@ from service.problems import (
     problem_body,
     problem_kind,
 )
-from service.routes import approvals, calls, catalog, health, ledger, packets
+from service.readiness import ReadinessProbe
+from service.retention import PeriodicSweeps, RetentionSweeper
+from service.routes import approvals, calls, catalog, health, ledger, packets, problem_docs
 from service.runtime import build_runtime
 from service.settings import Settings
 
@@ -45,13 +54,20 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
     """An app whose lifespan opens the runtime for ``settings`` and closes it after.
 
     With a ledger signing key, the lifespan also runs periodic checkpoints
-    (``settings.checkpoint_interval_s``; 0 disables them).
+    (``settings.checkpoint_interval_s``; 0 disables them). It always runs the retention
+    sweeper (:mod:`service.retention`: it finishes ledgered removals at start, then removes
+    expired packets when ``settings.packet_retention_days`` is set).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings, clock=clock)
         app.state.runtime = runtime
+        metrics = Metrics(entry.id for entry in runtime.sealed.catalog.entries)
+        runtime.ledger.observe(metrics.ledger_entry)
+        app.state.metrics = metrics
+        app.state.readiness = ReadinessProbe(runtime)
+        sweeps = PeriodicSweeps(RetentionSweeper(runtime), settings.packet_sweep_interval_s)
         periodic = (
             None
             if runtime.checkpointer is None
@@ -64,13 +80,21 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             provisional_reason=runtime.sealed.provisional_reason,
             checkpoints="signed" if runtime.checkpointer else "no signing key",
         )
+        reap_interrupted(runtime)  # calls a crashed worker left unfinished
+        executor = CallExecutor(runtime, settings.call_workers)
+        app.state.executor = executor
         try:
             if periodic is not None:
                 periodic.start()
+            sweeps.start()
             yield
         finally:
+            # Running calls finish (or are cancelled and finished) before the ledger closes.
+            executor.shutdown(settings.shutdown_grace_s)
             if periodic is not None:
                 periodic.stop()
+            sweeps.stop()
+            app.state.readiness.close()
             runtime.close()
 
     app = FastAPI(
@@ -79,6 +103,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
+    token = settings.metrics_token
+    app.state.metrics_token = None if token is None else token.get_secret_value()
     for router in (
         catalog.router,
         calls.router,
@@ -86,8 +112,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         packets.router,
         ledger.router,
         health.router,
+        problem_docs.router,
     ):
         app.include_router(router)
+    app.openapi = lambda: govex_openapi(app)  # type: ignore[method-assign]
     app.middleware("http")(_request_id_middleware)
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)
@@ -98,8 +126,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
 
 
 def app_factory() -> FastAPI:
-    """Uvicorn factory: settings from ``GOVEX_*`` environment variables."""
-    return create_app(Settings())
+    """Uvicorn factory: settings from ``GOVEX_*`` variables and the configuration file."""
+    return create_app(load_settings())
 
 
 async def _request_id_middleware(
@@ -110,10 +138,13 @@ async def _request_id_middleware(
     request.state.request_id = request_id
     token = request_id_var.set(request_id)
     started = time.monotonic()
+    status = 500  # what the outermost handler answers when the route raised
     try:
         response = await call_next(request)
+        status = response.status_code
     finally:
         request_id_var.reset(token)
+        _count_request(request, status, time.monotonic() - started)
     response.headers["X-Request-ID"] = request_id
     _log.info(
         "request",
@@ -124,6 +155,14 @@ async def _request_id_middleware(
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     return response
+
+
+def _count_request(request: Request, status: int, duration_s: float) -> None:
+    """Private: the request in the app's metrics, by route template (never the raw path)."""
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        template = getattr(request.scope.get("route"), "path", None)
+        metrics.http_request(request.method, template, status, duration_s)
 
 
 def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

@@ -49,7 +49,22 @@ _MAX_REASON_CHARS = 1000
 class ApprovalRequest(BaseModel):
     """What an approver asks for: one requester's call of one entry with these inputs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "entry": "invoices.overpaid",
+                    "params": {"tenant": "acme"},
+                    "requester": "alice",
+                    "requester_tenant": "acme",
+                    "ttl_s": 3600,
+                    "reason": "refund review, ticket 4411",
+                }
+            ]
+        },
+    )
 
     entry: str = Field(description="Catalog entry id; the entry must require approval.")
     params: dict[str, JsonScalar] = Field(

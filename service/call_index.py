@@ -11,6 +11,7 @@ failed append does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ SERVICE_SCHEMA = Schema(
     name="service",
     scripts=Path(__file__).parent / "migrations",
     version_table="govex_service_version",
-    tables=("govex_calls", "govex_leases", "govex_approvals"),
+    tables=("govex_calls", "govex_leases", "govex_approvals", "govex_idempotency"),
 )
 """The service's own tables (the call index, leases, approvals), migrated like the ledger's."""
 
@@ -50,6 +51,8 @@ calls_table = Table(
     Column("bytes", BigInteger),
     Column("created_at", String(40), nullable=False),  # RFC 3339, as in the ledger
     Column("finished_at", String(40)),
+    Column("deadline_at", String(40)),  # when a started call must have ended (s0004)
+    Column("cancel_requested_at", String(40)),  # DELETE /v1/calls/{id} asked to stop it
 )
 
 
@@ -71,6 +74,25 @@ class CallRecord:
     bytes: int | None
     created_at: str
     finished_at: str | None
+    deadline_at: str | None = None
+    cancel_requested_at: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in {"completed", "failed"}
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Filters of :meth:`CallIndex.search`; ``before`` is the paging cursor (a call id)."""
+
+    entry: str | None = None
+    principal: str | None = None
+    verdict: str | None = None
+    state: str | None = None
+    since: str | None = None  # FORMATS time: created at or after
+    before: str | None = None
+    limit: int = 50
 
 
 class CallIndex:
@@ -87,6 +109,15 @@ class CallIndex:
     def update(self, call_id: str, **values: Any) -> None:  # noqa: ANN401 - column values
         self._write(update(calls_table).where(calls_table.c.call_id == call_id).values(**values))
 
+    def progress(self, call_id: str, *, rows: int, size: int) -> None:
+        """Rows and bytes a ``running`` call has written so far (a finished call is left as is)."""
+        table = calls_table
+        self._write(
+            update(table)
+            .where(table.c.call_id == call_id, table.c.state == "running")
+            .values(rows=rows, bytes=size)
+        )
+
     def _write(self, statement: Any) -> None:  # noqa: ANN401 - an insert or update
         try:
             with self._writer.begin() as conn:
@@ -99,6 +130,79 @@ class CallIndex:
 
     def by_packet(self, packet_id: str) -> CallRecord | None:
         return self._one(calls_table.c.packet_id == packet_id)
+
+    def search(self, query: CallQuery) -> list[CallRecord]:
+        """Calls matching ``query``, newest first (call ids are time-ordered ULIDs)."""
+        table = calls_table
+        conditions = [
+            condition
+            for condition in (
+                None if query.entry is None else table.c.entry_id == query.entry,
+                None if query.principal is None else table.c.principal == query.principal,
+                None if query.verdict is None else table.c.verdict == query.verdict,
+                None if query.state is None else table.c.state == query.state,
+                None if query.since is None else table.c.created_at >= query.since,
+                None if query.before is None else table.c.call_id < query.before,
+            )
+            if condition is not None
+        ]
+        statement = (
+            select(table).where(*conditions).order_by(table.c.call_id.desc()).limit(query.limit)
+        )
+        with self._engine.connect() as conn:
+            return [CallRecord(**row) for row in conn.execute(statement).mappings()]
+
+    def start_running(self, call_id: str, deadline_at: str) -> bool:
+        """``created`` -> ``running`` with its run deadline; False when it was not ``created``.
+
+        Not ``created`` any more: a worker finished it as interrupted, so it must not run.
+        """
+        table = calls_table
+        statement = (
+            update(table)
+            .where(table.c.call_id == call_id, table.c.state == "created")
+            .values(state="running", deadline_at=deadline_at)
+        )
+        try:
+            with self._writer.begin() as conn:
+                return conn.execute(statement).rowcount == 1
+        except DBAPIError as exc:
+            raise storage_error(exc, "call index") from exc
+
+    def claim_unfinished(self, call_id: str) -> bool:
+        """Mark a ``created`` or ``running`` call ``failed``; False when it was not (any more)."""
+        table = calls_table
+        statement = (
+            update(table)
+            .where(table.c.call_id == call_id, table.c.state.in_(("created", "running")))
+            .values(state="failed")
+        )
+        try:
+            with self._writer.begin() as conn:
+                return conn.execute(statement).rowcount == 1
+        except DBAPIError as exc:
+            raise storage_error(exc, "call index") from exc
+
+    def cancel_requested(self, call_ids: Iterable[str]) -> set[str]:
+        """Which of ``call_ids`` a cancel was requested for (by any worker)."""
+        ids = list(call_ids)
+        if not ids:
+            return set()
+        table = calls_table
+        statement = select(table.c.call_id).where(
+            table.c.call_id.in_(ids), table.c.cancel_requested_at.is_not(None)
+        )
+        with self._engine.connect() as conn:
+            return {row[0] for row in conn.execute(statement)}
+
+    def unfinished_past(self, moment: str) -> list[CallRecord]:
+        """Calls still ``created`` or ``running`` whose deadline is before ``moment``."""
+        table = calls_table
+        statement = select(table).where(
+            table.c.state.in_(("created", "running")), table.c.deadline_at < moment
+        )
+        with self._engine.connect() as conn:
+            return [CallRecord(**row) for row in conn.execute(statement).mappings()]
 
     def _one(self, condition: Any) -> CallRecord | None:  # noqa: ANN401 - a SQLAlchemy clause
         with self._engine.connect() as conn:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -39,6 +40,8 @@ from service.call_gates import (
     take_lease,
     with_masking,
 )
+from service.cancel import CallCancelled, CancelToken
+from service.claims import RunFacts, judge_claim
 from service.command_call import CommandOutcome, run_into_packet
 from service.context import call_id_var
 from service.contract import (
@@ -53,21 +56,33 @@ from service.errors import (
 )
 from service.identity import Principal
 from service.ids import new_ulid
+from service.leases import Lease
 from service.masking import MASK_ALGORITHM, SensitiveColumnMissing, mask_positions, mask_rows
 from service.packets.build import PacketBuilder, StagedPacket
 from service.packets.errors import PacketBuildError
 from service.packets.manifest import Claim, LedgerRef, ServiceRef
-from service.packets.tables import BlobWritten, RowValue, TableWritten
-from service.run_postgres import is_exhaustive, run_postgres_query
-from service.run_sql import run_query
+from service.packets.tables import (
+    BlobWritten,
+    EncodedRows,
+    Progress,
+    RowValue,
+    TableFormat,
+    TableWritten,
+)
+from service.progress import current_listener
+from service.run_postgres import ROW_SECURITY_REFUSED, is_exhaustive, run_postgres_query
+from service.run_sql import QueryResult, run_query
 from service.runtime import Runtime
 from service.sources import PostgresSource, resolve_source
 from service.verdicts import Verdict
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
+
+    from service.packets.columns import ColumnType
 
 _log = structlog.get_logger("govex.calls")
+QUEUE_ALLOWANCE = timedelta(minutes=10)  # how long an accepted call may wait for a thread
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,23 @@ class CallResult:
         return self.verdict.exit_code if self.verdict else 0
 
 
+@dataclass(frozen=True)
+class AcceptedCall:
+    """A call past every check, its lease held and ``call.started`` durable; not run yet.
+
+    The call index names it ``created`` until :func:`run_accepted` starts it.
+    """
+
+    contract: CallContract
+    lease: Lease | None
+    started_seq: int
+    started_at: datetime
+
+    @property
+    def call_id(self) -> str:
+        return self.contract.call_id
+
+
 def execute(
     runtime: Runtime,
     principal: Principal,
@@ -106,16 +138,42 @@ def execute(
     request_id: str | None,
     inputs_from_text: bool = False,
 ) -> CallResult:
-    """Run (or dry-run) ``request`` for ``principal`` under a Call Contract.
+    """Run (or dry-run) ``request`` for ``principal`` under a Call Contract, to its end.
 
-    Raises :class:`CallBlocked` for every refusal (unknown entry, seal mismatch,
-    bad inputs, policy deny, a value a command's argv refuses, a command's executable
-    changed since the seal, lease unavailable), after ledgering it. Engine failures and timeouts are
-    not exceptions: they come back as a result with their verdict.
-    ``inputs_from_text`` says the inputs are command-line strings, to be converted
-    by the entry's parameter types.
+    :func:`accept`, then :func:`run_accepted` in this thread (``govex call``; the HTTP
+    service runs accepted calls on its executor, ``service.call_executor``).
     """
-    call_id = new_ulid(runtime.clock())
+    accepted = accept(
+        runtime, principal, request, request_id=request_id, inputs_from_text=inputs_from_text
+    )
+    if isinstance(accepted, CallResult):
+        return accepted
+    return run_accepted(runtime, accepted)
+
+
+def accept(
+    runtime: Runtime,
+    principal: Principal,
+    request: CallRequest,
+    *,
+    request_id: str | None,
+    inputs_from_text: bool = False,
+    call_id: str | None = None,
+    claim: Callable[[str], None] | None = None,
+) -> AcceptedCall | CallResult:
+    """Every check, the lease, ``call.started`` and the index row (``created``); nothing runs.
+
+    A dry run ends here: its :class:`CallResult` (the report of every check) comes back.
+    Raises :class:`CallBlocked` for every refusal (unknown entry, seal mismatch, bad
+    inputs, policy deny, a value a command's argv refuses, a command's executable changed
+    since the seal, lease unavailable), after ledgering it; and the ledger's errors when
+    ``call.started`` or the index row cannot be written (then nothing holds the lease).
+    ``inputs_from_text`` says the inputs are command-line strings, to be converted by the
+    entry's parameter types. ``claim(call_id)`` runs after every check passed, just before
+    ``call.started``: what it raises (an idempotency key bound meanwhile) refuses the start,
+    and the lease is given back.
+    """
+    call_id = call_id or new_ulid(runtime.clock())
     token = call_id_var.set(call_id)
     try:
         contract = contract_or_blocked(
@@ -127,11 +185,64 @@ def execute(
         check_executable_pin(runtime, contract, principal, request)
         lease, contract = take_lease(runtime, contract, principal, request)
         try:
-            return _run(runtime, contract)
-        finally:
+            if claim is not None:
+                claim(call_id)
+            return _start(runtime, contract, lease)
+        except BaseException:
             if lease is not None:
                 release_lease(runtime, lease)
+            raise
     finally:
+        call_id_var.reset(token)
+
+
+def _start(runtime: Runtime, contract: CallContract, lease: Lease | None) -> AcceptedCall:
+    """Append ``call.started`` (fail closed: an append error goes up) and index the call."""
+    entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
+    started_at = runtime.clock()
+    started = runtime.ledger.append(
+        "call.started", {"call_id": contract.call_id, "contract": contract.record()}, started_at
+    )
+    try:
+        runtime.calls.insert(
+            call_id=contract.call_id,
+            entry_id=entry.id,
+            principal=contract.identity.id,
+            mode=contract.mode,
+            state="created",
+            started_seq=started.seq,
+            created_at=format_ts(started_at),
+            # Waiting for a thread counts too: a call never started by then is interrupted.
+            deadline_at=format_ts(
+                started_at + timedelta(milliseconds=_deadline_ms(contract)) + QUEUE_ALLOWANCE
+            ),
+        )
+    except LedgerError as exc:
+        _abandon(runtime, contract, started.seq, f"not run: {exc.message}")
+        raise
+    return AcceptedCall(contract, lease, started.seq, started_at)
+
+
+def _deadline_ms(contract: CallContract) -> int:
+    """When the run must have ended: its timeout, plus the lease's grace when it has one."""
+    return contract.lease.ttl_ms if contract.lease is not None else contract.timeout_ms
+
+
+def run_accepted(
+    runtime: Runtime, accepted: AcceptedCall, cancel: CancelToken | None = None
+) -> CallResult:
+    """Run an accepted call to its end and release its lease; the index says ``running``.
+
+    Engine failures, timeouts and a cancellation are not exceptions: they come back as a
+    result with their verdict. A cancelled ``cancel`` stops the run at the next row (a
+    query) or kills the process group (a command).
+    """
+    token = call_id_var.set(accepted.call_id)
+    try:
+        return _run(runtime, accepted, cancel if cancel is not None else CancelToken())
+    finally:
+        if accepted.lease is not None:
+            release_lease(runtime, accepted.lease)
         call_id_var.reset(token)
 
 
@@ -168,6 +279,7 @@ class _Ran:
     written: TableWritten | BlobWritten | None = None
     error: str | None = None
     command: CommandOutcome | None = None
+    row_security: bool = False  # the engine refused: row security would filter rows
 
     @property
     def complete(self) -> bool | None:
@@ -177,47 +289,56 @@ class _Ran:
         return self.written.complete and (self.command is None or self.command.complete)
 
 
-def _run(runtime: Runtime, contract: CallContract) -> CallResult:
+def _run(runtime: Runtime, accepted: AcceptedCall, cancel: CancelToken) -> CallResult:
+    contract = accepted.contract
     entry, _ = runtime.sealed.runnable_entry(contract.entry.id)
-    started_at = runtime.clock()
-    # Fail closed: nothing runs unless call.started is durable (an append error goes up).
-    started = runtime.ledger.append(
-        "call.started", {"call_id": contract.call_id, "contract": contract.record()}, started_at
-    )
+    started = accepted
+    if cancel.is_cancelled():
+        not_run = _Ran(Verdict.error_running, 0, error=f"cancelled before it ran: {cancel.reason}")
+        return _finish(runtime, contract, started.started_seq, not_run)
+    now = runtime.clock()
     try:
-        runtime.calls.insert(
-            call_id=contract.call_id,
-            entry_id=entry.id,
-            principal=contract.identity.id,
-            mode=contract.mode,
-            state="running",
-            started_seq=started.seq,
-            created_at=format_ts(started_at),
-        )
+        deadline = format_ts(now + timedelta(milliseconds=_deadline_ms(contract)))
+        if not runtime.calls.start_running(contract.call_id, deadline):
+            # Waited past its deadline: a worker finished it as interrupted; it never runs.
+            return CallResult(
+                call_id=contract.call_id,
+                contract=contract,
+                verdict=Verdict.error_running,
+                started_seq=started.started_seq,
+                error="interrupted: not started before its deadline",
+            )
     except LedgerError as exc:
-        _abandon(runtime, contract, started.seq, f"not run: {exc.message}")
+        _abandon(runtime, contract, started.started_seq, f"not run: {exc.message}")
         raise
     builder: PacketBuilder | None = None
     try:
-        builder = PacketBuilder(runtime.settings.packet_root, new_ulid(started_at))
+        builder = PacketBuilder(runtime.settings.packet_root, new_ulid(started.started_at))
         ran = (
-            _run_command(runtime, entry, contract, builder)
+            _run_command(runtime, entry, contract, builder, cancel)
             if isinstance(entry, CommandEntry)
-            else _run_query(runtime, entry, contract, builder)
+            else _run_query(runtime, entry, contract, builder, cancel)
         )
-        staged = _stage_packet(runtime, contract, entry, started.seq, builder, ran)
+        staged = (
+            None
+            if cancel.is_cancelled()
+            else _stage_packet(runtime, contract, entry, started.started_seq, builder, ran)
+        )
     except BaseException:
         # Whatever broke, the call that started is finished in the ledger before the error goes on.
         if builder is not None:
             builder.discard()
-        _abandon(runtime, contract, started.seq, "internal error")
+        _abandon(runtime, contract, started.started_seq, "internal error")
         raise
     try:
         if staged is None:
             builder.discard()
-            return _finish(runtime, contract, started.seq, ran)
+            claim = _claim_verdict(entry, contract, ran, issued=False)
+            return _finish(runtime, contract, started.started_seq, ran, claim=claim)
         packet, claim = staged
-        return _finish(runtime, contract, started.seq, ran, packet=(packet, builder), claim=claim)
+        return _finish(
+            runtime, contract, started.started_seq, ran, packet=(packet, builder), claim=claim
+        )
     except BaseException:
         # No call.finished, packet.issued or index row: the packet is never published.
         builder.discard()
@@ -244,19 +365,34 @@ def _abandon(runtime: Runtime, contract: CallContract, started_seq: int, error: 
 
 
 def _run_command(
-    runtime: Runtime, entry: CommandEntry, contract: CallContract, builder: PacketBuilder
+    runtime: Runtime,
+    entry: CommandEntry,
+    contract: CallContract,
+    builder: PacketBuilder,
+    cancel: CancelToken,
 ) -> _Ran:
     """Run the command; stdout and stderr become the packet's data files (service.command_call)."""
     t0 = time.monotonic()
-    run = run_into_packet(entry, contract.inputs, builder, base_env=runtime.command_env)
+    run = run_into_packet(
+        entry, contract.inputs, builder, base_env=runtime.command_env, cancel=cancel
+    )
     elapsed = int((time.monotonic() - t0) * 1000)
     return _Ran(run.verdict, elapsed, written=run.stdout, error=run.error, command=run.outcome)
 
 
 def _run_query(
-    runtime: Runtime, entry: QueryEntry, contract: CallContract, builder: PacketBuilder
+    runtime: Runtime,
+    entry: QueryEntry,
+    contract: CallContract,
+    builder: PacketBuilder,
+    cancel: CancelToken,
 ) -> _Ran:
-    """Stream the statement's rows into the packet; engine failures become verdicts."""
+    """Stream the statement's rows into the packet; engine failures become verdicts.
+
+    With no value to mask, a PostgreSQL source writes CSV and JSON Lines itself (COPY).
+    The writer's progress goes to the call index and the context's listener
+    (:mod:`service.progress`), and is where a cancellation stops rows the engine encoded.
+    """
     t0 = time.monotonic()
 
     def elapsed() -> int:
@@ -271,13 +407,14 @@ def _run_query(
                 contract.inputs,
                 contract.timeout_ms,
                 exhaustive=is_exhaustive(entry),
+                encode=_engine_format(contract),
             )
             if isinstance(source, PostgresSource)
             else run_query(source.path, entry.sql, contract.inputs, contract.timeout_ms)
         )
         path = f"data/result.{contract.output_format}"
         with opened as result:
-            rows, descriptions = _masked(runtime, contract, result.columns, result.rows, path)
+            rows, descriptions, types = _masked(runtime, contract, result, cancel, path)
             written = builder.write_table(
                 path=path,
                 fmt=contract.output_format,
@@ -286,40 +423,80 @@ def _run_query(
                 max_bytes=contract.max_bytes,
                 max_rows=contract.max_rows,
                 descriptions=descriptions,
+                column_types=types,
+                progress=_progress(runtime, contract, cancel),
             )
     except QueryTimedOut as exc:
         return _Ran(Verdict.timed_out, elapsed(), error=exc.message)
     except (QueryFailed, SourceUnavailable, PacketBuildError) as exc:
-        return _Ran(Verdict.error_running, elapsed(), error=exc.message)
+        refused = isinstance(exc, QueryFailed) and exc.where == ROW_SECURITY_REFUSED
+        return _Ran(Verdict.error_running, elapsed(), error=exc.message, row_security=refused)
     except SensitiveColumnMissing as exc:
         return _Ran(Verdict.error_running, elapsed(), error=str(exc))
+    except CallCancelled as exc:
+        return _Ran(Verdict.error_running, elapsed(), error=f"cancelled: {exc.reason}")
     return _Ran(Verdict.ran_clean, elapsed(), written=written)
+
+
+def _engine_format(contract: CallContract) -> TableFormat | None:
+    """The format the engine may encode itself: CSV or JSON Lines with no value to mask."""
+    masking = contract.masking
+    if masking is not None and not masking.unmasked:
+        return None
+    return contract.output_format if contract.output_format in {"csv", "jsonl"} else None
+
+
+def _progress(runtime: Runtime, contract: CallContract, cancel: CancelToken) -> Progress:
+    """What the table writer calls with its progress (rate-limited by the writer)."""
+    listener = current_listener()
+
+    def report(rows: int, size: int) -> None:
+        cancel.raise_if_cancelled()
+        try:
+            runtime.calls.progress(contract.call_id, rows=rows, size=size)
+        except LedgerError as exc:  # progress is a convenience: the export goes on
+            _log.warning("call.progress_unrecorded", call_id=contract.call_id, error=exc.message)
+        if listener is not None:
+            listener(rows, size)
+
+    return report
 
 
 def _masked(
     runtime: Runtime,
     contract: CallContract,
-    columns: Sequence[str],
-    rows: Iterable[Sequence[RowValue]],
+    result: QueryResult,
+    cancel: CancelToken,
     path: str,
-) -> tuple[Iterable[Sequence[RowValue]], dict[str, str]]:
-    """The rows to write, sensitive values masked while streaming, and the columns' descriptions.
+) -> tuple[
+    Iterable[Sequence[RowValue]] | EncodedRows, dict[str, str], tuple[ColumnType | None, ...]
+]:
+    """The rows to write (sensitive values masked while streaming), descriptions and types.
 
-    Raises :class:`SensitiveColumnMissing` (before any row is read) when the result lacks a
+    A masked column's values are text, whatever the engine's type for it was. Raises
+    :class:`SensitiveColumnMissing` (before any row is read) when the result lacks a
     sensitive column: that call ends ``error_running``, nothing is written unmasked.
     """
     terms = contract.masking
+    rows: Iterable[Sequence[RowValue]] | EncodedRows = (
+        result.encoded if result.encoded is not None else cancel.guard(result.rows)
+    )
     if terms is None:
-        return rows, {}
-    positions = mask_positions(columns, terms.columns)
+        return rows, {}, result.column_types
+    positions = mask_positions(result.columns, terms.columns)
     key = runtime.masking_key
     if terms.unmasked or key is None:  # no key: _with_masking refused already
         allowed_by = ", ".join(terms.policy["determining_policies"])
         unmasked = f"sensitive; not masked: policy allowed unmask ({allowed_by})"
-        return rows, dict.fromkeys(terms.columns, unmasked)
+        return rows, dict.fromkeys(terms.columns, unmasked), result.column_types
+    if isinstance(rows, EncodedRows):  # _engine_format asked for none: never reached
+        raise PacketBuildError(path=path, detail="rows to mask came encoded")
     masked = f"sensitive; masked: {MASK_ALGORITHM}:<hex> keyed digest, key id {key.key_id}"
-    rows = mask_rows(rows, positions, key, columns=columns, path=path)
-    return rows, dict.fromkeys(terms.columns, masked)
+    masked_rows = mask_rows(rows, positions, key, columns=result.columns, path=path)
+    types = tuple(
+        None if position in positions else kind for position, kind in enumerate(result.column_types)
+    )
+    return masked_rows, dict.fromkeys(terms.columns, masked), types
 
 
 def _finish(
@@ -412,11 +589,7 @@ def _stage_packet(
     if ran.written is None:
         return None
     record, complete = ran.written.record, ran.complete is True
-    claim = (
-        _claim_verdict(entry, rows=record.rows or 0, complete=complete)
-        if isinstance(entry, QueryEntry)
-        else None
-    )
+    claim = _claim_verdict(entry, contract, ran, issued=True)
     # A file cut exactly at max_rows rows was cut by the row limit; fewer means the byte limit.
     cut_by = None if complete else ("max_rows" if record.rows == contract.max_rows else "max_bytes")
     if ran.command is not None:
@@ -449,14 +622,20 @@ def _stage_packet(
     return staged, claim
 
 
-def _claim_verdict(entry: QueryEntry, *, rows: int, complete: bool) -> Claim | None:
-    """Rows found are evidence; zero rows prove absence only over a complete, exhaustive surface."""
-    if entry.claim is None:
+def _claim_verdict(entry: Entry, contract: CallContract, ran: _Ran, *, issued: bool) -> Claim | None:
+    """The verdict this run gives the entry's claim (:mod:`service.claims`); None without one.
+
+    ``issued`` says a packet holds the result: without one, no row is evidence.
+    """
+    if not isinstance(entry, QueryEntry) or entry.claim is None:
         return None
-    if rows > 0:
-        verdict = "EVIDENCE_PRESENT"
-    elif complete and entry.claim.surface == "exhaustive":
-        verdict = "ABSENT"
-    else:
-        verdict = "NOT_EVIDENCED"
-    return Claim(expect=entry.claim.expect, surface=entry.claim.surface, verdict=verdict)
+    record = ran.written.record if issued and ran.written is not None else None
+    facts = RunFacts(
+        verdict=ran.verdict,
+        rows=None if record is None else record.rows or 0,
+        complete=ran.complete is True,
+        engine=contract.boundary.engine,
+        controls=contract.boundary.controls,
+        row_security=ran.row_security,
+    )
+    return judge_claim(entry.claim, facts)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from catalog.model import CommandEntry, JsonScalar
+    from service.cancel import CancelToken
     from service.packets.build import PacketBuilder
     from service.packets.tables import BlobWritten
 
@@ -55,11 +56,12 @@ class CommandOutcome:
     def cut_by(self) -> str | None:
         """What cut the output; ``None`` when the command ended on its own.
 
-        ``timeout``, ``max_bytes`` (stdout passed its cap), ``max_stderr_bytes``, ``signal``.
+        ``timeout``, ``cancelled``, ``max_bytes`` (stdout passed its cap), ``max_stderr_bytes``,
+        ``signal``.
         """
         result = self.result
-        if result.killed_reason == "timeout":
-            return "timeout"
+        if result.killed_reason in {"timeout", "cancelled"}:
+            return result.killed_reason
         if result.killed_reason == "output_cap":
             return "max_bytes" if result.stdout.truncated else "max_stderr_bytes"
         return "signal" if result.signal is not None else None
@@ -106,6 +108,7 @@ def run_into_packet(
     builder: PacketBuilder,
     *,
     base_env: Mapping[str, str],
+    cancel: CancelToken | None = None,
 ) -> CommandRun:
     """Run ``entry`` with ``inputs``; its output becomes the packet's two data files.
 
@@ -122,6 +125,7 @@ def run_into_packet(
                 stdout_path=stdout_path,
                 stderr_path=stderr_path,
                 base_env=base_env,
+                cancel=cancel,
             )
         except CommandRefused as exc:
             return CommandRun(Verdict.blocked, error=exc.message)

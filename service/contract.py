@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from catalog.authority import AuthorityStatus
 from catalog.canonical import jcs
@@ -22,6 +22,7 @@ from service.command_spec import BOUNDARY_COMMAND, build_argv, spec_for_entry
 from service.identity import PLATFORM_TENANT, Principal
 from service.leases import lease_scope
 from service.packets.manifest import CatalogRef, EntryRef
+from service.packets.tables import PARQUET_INSTALL_HINT, parquet_available
 from service.run_postgres import boundary_controls
 from service.run_sql import BOUNDARY_SQLITE
 from service.sealed_catalog import SealedCatalog
@@ -29,14 +30,28 @@ from service.verdicts import Verdict
 
 JsonScalar = str | int | float | bool | None
 Mode = Literal["run", "dry_run"]
-OutputFormat = Literal["jsonl", "csv"]
+OutputFormat = Literal["jsonl", "csv", "parquet"]
 TenantRelation = Literal["own", "cross", "platform", "unscoped"]
 
 
 class CallRequest(BaseModel):
     """What a client asks for; the contract is built from it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"entry": "invoices.unpaid", "params": {"tenant": "acme"}},
+                {
+                    "entry": "orders.by_customer",
+                    "params": {"customer_id": 42},
+                    "mode": "dry_run",
+                    "format": "csv",
+                },
+            ]
+        },
+    )
 
     entry: str = Field(description="Catalog entry id, e.g. orders.by_customer.")
     params: dict[str, JsonScalar] = Field(
@@ -45,7 +60,17 @@ class CallRequest(BaseModel):
     mode: Mode = Field(
         default="run", description="run, or dry_run to get the would-be contract only."
     )
-    format: OutputFormat = Field(default="jsonl", description="Data file format of the packet.")
+    format: OutputFormat = Field(
+        default="jsonl",
+        description="Data file format of the packet; parquet needs the govex[parquet] extra.",
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _format_installed(cls, value: OutputFormat) -> OutputFormat:
+        if value == "parquet" and not parquet_available():
+            raise ValueError(f"output format parquet needs pyarrow: {PARQUET_INSTALL_HINT}")
+        return value
 
 
 class Boundary(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from service.auth_refusals import authenticate_or_ledger
+from service.call_executor import CallExecutor
 from service.identity import Principal
 from service.runtime import Runtime
 
@@ -17,6 +18,14 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_executor(request: Request) -> CallExecutor:
+    executor: CallExecutor = request.app.state.executor
+    return executor
+
+
+ExecutorDep = Annotated[CallExecutor, Depends(get_executor)]
 
 
 # The client whose failures are throttled: the connection's peer address. Behind a reverse

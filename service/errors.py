@@ -15,6 +15,9 @@
     ├── CommandFailed               a checked command could not start, or its output not be written
     ├── StartupRefused              the runtime cannot start (seal mismatch, bad keys file, ...)
     ├── ConfigurationError          settings that cannot work
+    │   └── SettingsInvalid         govex.toml or GOVEX_* refused: every problem, each in its place
+    ├── PacketRemoved               a packet whose file retention removed (``packet.removed`` seq)
+    ├── NotReady                    a readiness check failed (``failed``: the checks' names)
     ├── SigningKeyMissing           a checkpoint is needed but no ledger signing key is configured
     ├── OutOfRange                  a seq or tree size the ledger (or its checkpoints) does not hold
     ├── LeaseUnavailable            every run slot of a lease scope is held (scope, limit, retry)
@@ -85,6 +88,18 @@ class NotFound(ServiceError):
         super().__init__(f"no {kind} with id {ident!r}", where=ident)
         self.kind = kind
         self.ident = ident
+
+
+class InvalidIdempotencyKey(ServiceError):
+    """An ``Idempotency-Key`` header that is empty, too long or not visible ASCII."""
+
+
+class IdempotencyKeyReused(ServiceError):
+    """An ``Idempotency-Key`` already bound to a different request of the same principal."""
+
+
+class CallNotRunning(ServiceError):
+    """A cancel of a call that has ended (or does not run in this process)."""
 
 
 class CatalogNotRunnable(ServiceError):
@@ -223,3 +238,43 @@ class CallBlocked(LedgeredRefusal):
 
 class ApprovalBlocked(LedgeredRefusal):
     """An approval refused; it is in the ledger as ``approval.denied`` at ``seq``."""
+
+
+class SettingsInvalid(ConfigurationError):
+    """Settings refused at start: ``problems`` lists each one as ``(where, detail)``.
+
+    ``where`` is the place to fix: a key of the configuration file (``key 'ledger_url' in
+    /etc/govex/govex.toml``), an environment variable (``GOVEX_LEDGER_URL``), or the file
+    itself. Details never repeat a value: it may be a secret.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]], *, source: str = "") -> None:
+        first_where, first_detail = problems[0] if problems else ("", "settings refused")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{first_where}: {first_detail}{more}", where=first_where or source)
+        self.problems = tuple(problems)
+        self.source = source
+
+
+class PacketRemoved(ServiceError):
+    """The packet's file was removed by retention; ``seq`` is its ``packet.removed`` entry."""
+
+    def __init__(self, packet_id: str, *, seq: int) -> None:
+        super().__init__(
+            f"packet {packet_id} was removed by the retention policy (ledger seq {seq}); its "
+            "ledger entries remain",
+            where=packet_id,
+        )
+        self.packet_id = packet_id
+        self.seq = seq
+
+
+class NotReady(ServiceError):
+    """At least one readiness check failed; ``failed`` names them (``GET /readyz``)."""
+
+    def __init__(self, failed: list[str]) -> None:
+        super().__init__(
+            f"{len(failed)} readiness check(s) failed: {', '.join(failed)}",
+            where=failed[0] if failed else "",
+        )
+        self.failed = tuple(failed)

@@ -32,6 +32,7 @@ class Action(StrEnum):
     approve = "approve"
     read_packet = "read_packet"
     read_ledger = "read_ledger"
+    cancel = "cancel"
 
 
 def approval_context(entry: Entry, state: str | None) -> str:

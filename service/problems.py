@@ -39,6 +39,7 @@ from ledger.errors import (
 from service.errors import (
     ApprovalRefused,
     CallBlocked,
+    CallNotRunning,
     CatalogNotRunnable,
     CommandFailed,
     CommandRefused,
@@ -46,25 +47,33 @@ from service.errors import (
     ConfigurationError,
     ExecutableMismatch,
     ExecutableUnavailable,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
     LeaseUnavailable,
     LedgeredRefusal,
     NotFound,
+    NotReady,
     OutOfRange,
+    PacketRemoved,
     PolicyDenied,
     QueryFailed,
     QueryTimedOut,
     ServiceError,
+    SettingsInvalid,
     SigningKeyMissing,
     SourceUnavailable,
     StartupRefused,
     TooManyAuthFailures,
     Unauthenticated,
 )
-from service.packets.errors import PacketError
+from service.packets.errors import NotAPacketZip, PacketError, PacketTooLarge
 from service.verdicts import Verdict
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE_PREFIX = "urn:govex:problem:"
+# A problem's ``type`` is a relative URI reference (RFC 9457 section 3.1.1): resolved
+# against the service's own address it is the page describing the problem
+# (service.routes.problem_docs).
+PROBLEM_TYPE_PREFIX = "/problems/"
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 _RETRY_HINT = "Retry later; if it persists, give the operator the request_id."
@@ -114,6 +123,36 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
             "Executable changed since the seal",
             "An operator must restore the sealed executable or reseal the catalog.",
             Verdict.blocked.exit_code,
+        ),
+    ),
+    (
+        InvalidIdempotencyKey,
+        ProblemKind(
+            400,
+            "invalid_idempotency_key",
+            "Invalid Idempotency-Key",
+            "Send 1 to 200 visible ASCII characters, unique per request.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        IdempotencyKeyReused,
+        ProblemKind(
+            422,
+            "idempotency_key_reused",
+            "Idempotency-Key reused for another request",
+            "A key names one request: retry with the same body, or use a new key.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        CallNotRunning,
+        ProblemKind(
+            409,
+            "call_not_running",
+            "The call is not running",
+            "Only a call that is created or running can be cancelled.",
+            EXIT_USAGE,
         ),
     ),
     (
@@ -454,6 +493,26 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
         ),
     ),
     (
+        PacketTooLarge,
+        ProblemKind(
+            413,
+            "packet_too_large",
+            "Packet too large to verify here",
+            "Verify it offline with 'govex packet verify', which has no upload bound.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        NotAPacketZip,
+        ProblemKind(
+            415,
+            "not_a_zip",
+            "Not a packet zip",
+            "Send the packet zip itself as the body, with Content-Type: application/zip.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
         PacketError,
         ProblemKind(
             422,
@@ -496,6 +555,27 @@ PROBLEM_KINDS: tuple[tuple[type[Exception], ProblemKind], ...] = (
         ),
     ),
     (
+        PacketRemoved,
+        ProblemKind(
+            410,
+            "packet_removed",
+            "Packet removed",
+            "The retention policy removed the file; its ledger entries (packet.issued, "
+            "packet.removed at ledger_seq) remain and still prove what it held.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
+        NotReady,
+        ProblemKind(
+            503,
+            "not_ready",
+            "Not ready",
+            "See checks[] for what failed; the details are in the server log.",
+            EXIT_USAGE,
+        ),
+    ),
+    (
         ConfigurationError,
         ProblemKind(
             500,
@@ -530,6 +610,24 @@ INVALID_REQUEST = ProblemKind(
     "Fix each field listed in errors[] (JSON pointers into the request).",
     EXIT_USAGE,
 )
+
+
+ROUTING_KINDS = (
+    ProblemKind(404, "not_found", "Not found", "Check the path against the API docs.", EXIT_USAGE),
+    ProblemKind(
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        "Check the method against the API docs.",
+        EXIT_USAGE,
+    ),
+)
+
+
+def documented_kinds() -> dict[str, ProblemKind]:
+    """Every problem kind the service can answer with, by code (each has its page)."""
+    kinds = [kind for _, kind in PROBLEM_KINDS] + [INTERNAL, INVALID_REQUEST, *ROUTING_KINDS]
+    return {kind.code: kind for kind in kinds}
 
 
 def problem_kind(exc: BaseException) -> ProblemKind:
@@ -572,6 +670,8 @@ def problem_errors(exc: BaseException) -> list[dict[str, Any]]:  # noqa: PLR0911
         ] + [{"catalog": field, "change": "changed"} for field in exc.header]
     if isinstance(exc, LedgerVerifyError):
         return [{"seq": exc.seq, "check": exc.check, "detail": exc.detail}]
+    if isinstance(exc, SettingsInvalid):
+        return [{"where": where, "detail": detail} for where, detail in exc.problems]
     if isinstance(exc, LedgerError | OutOfRange | Unauthenticated) and exc.where:
         return [{"where": exc.where, "detail": exc.message}]
     return []
@@ -599,6 +699,8 @@ def problem_body(
         body["ledger_seq"] = exc.seq
     if isinstance(exc, Unauthenticated) and exc.ledger_seq is not None:
         body["ledger_seq"] = exc.ledger_seq
+    if isinstance(exc, PacketRemoved):
+        body["ledger_seq"] = exc.seq
     cause = exc.cause if isinstance(exc, LedgeredRefusal) else exc
     if isinstance(cause, PolicyDenied):
         body["determining_policies"] = list(cause.policies)

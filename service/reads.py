@@ -6,17 +6,19 @@ A read that policy denies raises :class:`PolicyDenied`; an unknown id raises
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from catalog.ids import is_opaque_id
 from ledger.entry import Entry as LedgerEntry
 from ledger.store import StoredCheckpoint
 from service import proofs
-from service.call_index import CallRecord
-from service.errors import NotFound, PolicyDenied
+from service.call_index import CallQuery, CallRecord
+from service.errors import NotFound, PacketRemoved, PolicyDenied
 from service.identity import PLATFORM_TENANT, Principal
 from service.policy import Action, entry_entity, require_ledger_reader
 from service.proofs import InclusionProof
+from service.retention import removed_seq
 from service.runtime import Runtime
 
 MAX_LEDGER_PAGE = 1000
@@ -32,8 +34,27 @@ def call_record(runtime: Runtime, principal: Principal, call_id: str) -> CallRec
     return record
 
 
+def list_calls(runtime: Runtime, principal: Principal, query: CallQuery) -> list[CallRecord]:
+    """Calls matching ``query``: one's own; anyone's for whoever may read the ledger.
+
+    A principal who may not read the ledger and names no principal sees their own calls;
+    naming another is a :class:`PolicyDenied`.
+    """
+    if query.principal != principal.id:
+        try:
+            _require_ledger_reader(runtime, principal)
+        except PolicyDenied:
+            if query.principal is not None:
+                raise
+            query = replace(query, principal=principal.id)
+    return runtime.calls.search(query)
+
+
 def packet_path(runtime: Runtime, principal: Principal, packet_id: str) -> Path:
-    """The published zip of ``packet_id``, after policy ``read_packet`` allowed it."""
+    """The published zip of ``packet_id``, after policy ``read_packet`` allowed it.
+
+    Raises :class:`PacketRemoved` (its ``packet.removed`` seq) once retention removed it.
+    """
     _, path = _readable_packet(runtime, principal, packet_id)
     return path
 
@@ -41,21 +62,29 @@ def packet_path(runtime: Runtime, principal: Principal, packet_id: str) -> Path:
 def packet_proof(runtime: Runtime, principal: Principal, packet_id: str) -> InclusionProof:
     """The inclusion proof of the ``packet.issued`` entry of ``packet_id`` (latest checkpoint).
 
-    For whoever may read the packet; the checkpoint is made on demand.
+    For whoever may read the packet; the checkpoint is made on demand. A packet removed by
+    retention still has its proof: the entry stays.
     """
-    record, _ = _readable_packet(runtime, principal, packet_id)
+    record, _ = _readable_packet(runtime, principal, packet_id, removed_ok=True)
     if record.packet_seq is None:  # pragma: no cover - a published packet has its entry
         raise NotFound("packet", packet_id)
     return proofs.inclusion_proof(runtime, record.packet_seq)
 
 
 def _readable_packet(
-    runtime: Runtime, principal: Principal, packet_id: str
+    runtime: Runtime, principal: Principal, packet_id: str, *, removed_ok: bool = False
 ) -> tuple[CallRecord, Path]:
-    """Private: the index record and zip of a published packet that ``principal`` may read."""
+    """Private: the index record and zip of a published packet that ``principal`` may read.
+
+    A packet retention removed raises :class:`PacketRemoved` after the policy check, unless
+    ``removed_ok`` (then the path returned does not exist).
+    """
     record = runtime.calls.by_packet(packet_id) if is_opaque_id(packet_id) else None
     path = runtime.settings.packet_root / f"{packet_id}.zip"
-    if record is None or not path.is_file():
+    if record is None:
+        raise NotFound("packet", packet_id)
+    removal = None if path.is_file() else removed_seq(runtime.settings.packet_root, packet_id)
+    if removal is None and not path.is_file():
         raise NotFound("packet", packet_id)
     entry, _ = runtime.sealed.runnable_entry(record.entry_id)
     owner = record.principal == principal.id
@@ -73,6 +102,8 @@ def _readable_packet(
             resource=packet_id,
             policies=decision.determining,
         )
+    if removal is not None and not removed_ok:
+        raise PacketRemoved(packet_id, seq=removal)
     return record, path
 
 

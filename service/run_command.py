@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import IO, Literal, cast
 
 from catalog.digest import DigestSet, StreamingDigest
+from service.cancel import CancelToken
 from service.command_spec import ArgValue, CommandLimits, CommandSpec, build_argv
 from service.errors import (
     CommandFailed,
@@ -58,7 +59,7 @@ from service.errors import (
 )
 from service.verdicts import Verdict
 
-KilledReason = Literal["timeout", "output_cap"]
+KilledReason = Literal["timeout", "output_cap", "cancelled"]
 _READ_CHUNK = 64 * 1024
 _HASH_CHUNK = 1024 * 1024
 _EXIT_POLL_S = 0.01
@@ -105,8 +106,11 @@ def run_command(
     stderr_path: Path,
     base_env: Mapping[str, str],
     temp_root: Path | None = None,
+    cancel: CancelToken | None = None,
 ) -> CommandResult:
     """Run the command once, within every layer in the module docstring.
+
+    Cancelling ``cancel`` kills the process group at once (``killed_reason`` ``cancelled``).
 
     ``stdout_path`` and ``stderr_path`` must not exist (they are created exclusively, so
     nothing is overwritten); they hold the captured streams, cut at their caps. ``base_env``
@@ -128,11 +132,16 @@ def run_command(
         err = stack.enter_context(_Sink.create(stderr_path, spec.stderr_cap_bytes))
         started = time.monotonic()
         with _start(argv, env, workdir, spec.limits, exe_fd, keep_fd=is_script) as proc:
+            token = cancel if cancel is not None else CancelToken()
+            unregister = token.on_cancel(lambda: _kill_group(proc.pid))
             try:
                 killed = _pump(proc, out, err, started + spec.timeout_ms / 1000)
             finally:
+                unregister()
                 _kill_group(proc.pid)
                 proc.wait()
+            if token.is_cancelled():
+                killed = "cancelled"
         duration_ms = int((time.monotonic() - started) * 1000)
     code = proc.returncode
     return CommandResult(
@@ -397,7 +406,7 @@ def verdict_for(result: CommandResult, exit_codes: Mapping[str, str]) -> Command
     ``exit_codes`` is the entry's exit semantics (``CommandEntry.exit_codes``): decimal exit
     code -> ``ran_clean`` | ``ran_with_drift`` | ``error_running``.
 
-    1. killed at the deadline -> ``timed_out``;
+    1. killed at the deadline -> ``timed_out``; killed on cancel -> ``error_running``;
     2. killed for an output flood -> ``error_running`` (the output is cut, the command did not
        finish within its contract; no verdict of its own exists in FORMATS section 6);
     3. ended by a signal (``SIGXCPU`` at the CPU limit, ...) -> ``error_running``;
@@ -407,6 +416,10 @@ def verdict_for(result: CommandResult, exit_codes: Mapping[str, str]) -> Command
     if result.killed_reason == "timeout":
         return CommandVerdict(
             Verdict.timed_out, "stopped at the contract timeout; its process group was killed"
+        )
+    if result.killed_reason == "cancelled":
+        return CommandVerdict(
+            Verdict.error_running, "cancelled while running; its process group was killed"
         )
     if result.killed_reason == "output_cap":
         streams = [

@@ -27,10 +27,22 @@ Layers, none enough alone:
   transaction;
 - ``ROLLBACK``, never ``COMMIT``.
 
-Rows stream in chunks (libpq chunked or single-row mode), never held in memory. Values
-are ``int``, ``float``, ``bool``, ``str``, ``bytes`` or ``None``: other types (numeric,
-dates, times, intervals, json, uuid, arrays, ...) arrive as PostgreSQL's text form, so
-a packet can always encode them, exactly.
+Rows stream in chunks (libpq chunked or single-row mode), never held in memory: the
+cursor's ``stream`` reads the statement's rows off the socket as the writer asks for
+them, so the server waits on a full socket rather than the client holding the result
+(a named server-side cursor would add a round trip per batch and a ``DECLARE`` that
+wraps the statement, for no memory gain: the Parquet export of ``bench/streaming.py``
+reads 5,000,000 rows through this cursor, and the memory it adds is its row groups').
+Values are ``int``, ``float``, ``bool``, ``str``, ``bytes`` or ``None``: other types
+(numeric, dates, times, intervals, json, uuid, arrays, ...) arrive as PostgreSQL's text
+form, so a packet can always encode them, exactly. Each column's type comes with the
+result (:mod:`service.pg_types`), from the statement's description, not its values.
+
+Asked to ``encode`` CSV or JSON Lines, the runner first tries to have the server write
+the table's bytes itself, through ``COPY ... TO STDOUT`` in the same transaction
+(:mod:`service.run_postgres_copy`): the result then carries
+:class:`~service.packets.tables.EncodedRows` instead of rows. When COPY cannot write
+exactly govex's bytes for the result's types, the rows stream through the cursor.
 
 Errors name SQLSTATEs, never SQL text, values or the source's credentials.
 """
@@ -51,6 +63,11 @@ from psycopg.types.string import TextLoader
 from catalog.binds import NumberedSql, numbered_binds
 from catalog.model import JsonScalar, QueryEntry
 from service.errors import QueryFailed, QueryTimedOut, ServiceError, SourceUnavailable
+from service.packets.columns import ColumnType
+from service.packets.tables import EncodedRows, TableFormat
+from service.pg_copy_sql import CopyFormat
+from service.pg_types import column_type
+from service.run_postgres_copy import PlanTimedOut, copy_rows, plan_copy
 from service.run_sql import QueryResult, SqlValue
 from service.sources import PostgresSource
 
@@ -66,6 +83,11 @@ BOUNDARY_POSTGRES = (
 )
 BOUNDARY_POSTGRES_EXHAUSTIVE = (*BOUNDARY_POSTGRES, "serializable_deferrable", "row_security_off")
 
+ROW_SECURITY_REFUSED = "row_security"
+"""``QueryFailed.where`` when row security would have filtered rows (``row_security = off``)."""
+# The server's text for that refusal (SQLSTATE 42501 also means a missing privilege). A server
+# whose lc_messages translates it is not recognised: its refusal stays a plain error.
+_ROW_SECURITY_MESSAGE = "would be affected by row-level security policy"
 _FETCH_BATCH = 1000
 _TIMED_OUT = frozenset({"57014", "55P03"})  # query_canceled (statement_timeout), lock_not_available
 _MIN_CONNECT_TIMEOUT_S = 2  # libpq's own floor
@@ -75,7 +97,9 @@ _OUTPUT_SETTINGS = (
     ("IntervalStyle", "iso_8601"),
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),  # COPY's bytes go to the packet as they come
 )
+_COPY_FORMATS: dict[str, CopyFormat] = {"csv": "csv", "jsonl": "jsonl"}
 # Types loaded as Python values; every other type is loaded as its text form.
 _NATIVE_TYPES = frozenset(
     {"bool", "int2", "int4", "int8", "oid", "float4", "float8", "text", "varchar", "bpchar",
@@ -101,15 +125,18 @@ def run_postgres_query(
     timeout_ms: int,
     *,
     exhaustive: bool = False,
+    encode: TableFormat | None = None,
 ) -> Iterator[QueryResult]:
     """Execute ``sql`` with bound ``params``; rows stream out of the returned result.
 
-    Raises :class:`SourceUnavailable` when the source cannot be connected to or its
-    role is a superuser, :class:`QueryTimedOut` (from the iteration too) when the
-    statement passes its deadline, :class:`QueryFailed` when a bind has no value or
-    the engine refuses or fails the statement (a statement that returns no rows, such
-    as ``SET``, included). Whatever happens, the transaction is rolled back and the
-    connection closed.
+    With ``encode`` (``csv`` or ``jsonl``) the result may hold the rows as the server
+    encoded them (``result.encoded``, ``result.rows`` then empty); it holds rows
+    otherwise. Raises :class:`SourceUnavailable` when the source cannot be connected
+    to or its role is a superuser, :class:`QueryTimedOut` (from the iteration too)
+    when the statement passes its deadline, :class:`QueryFailed` when a bind has no
+    value or the engine refuses or fails the statement (a statement that returns no
+    rows, such as ``SET``, included). Whatever happens, the transaction is rolled
+    back and the connection closed.
     """
     statement = _numbered(sql, params)
     conn = _connect(source, timeout_ms)
@@ -117,16 +144,29 @@ def run_postgres_query(
     try:
         try:
             conn.execute(_begin(timeout_ms, exhaustive=exhaustive))
+            copy_format = _COPY_FORMATS.get(encode or "")
+            plan = plan_copy(conn, sql, statement, params, copy_format) if copy_format else None
+            if plan is not None and copy_format is not None:
+                with copy_rows(conn, lambda exc: _translate(exc, timeout_ms)) as lines:
+                    yield QueryResult(
+                        plan.columns,
+                        iter(()),
+                        column_types=tuple(column_type(oid) for oid in plan.oids),
+                        encoded=EncodedRows(copy_format, lines),
+                    )
+                return
             cursor = psycopg.RawCursor(conn)
             stream = cursor.stream(statement.text, statement.values(params), size=_batch())
             first = next(stream, None)
             if first is None:
-                columns = _describe(conn, statement, params)
+                columns, types = _describe(conn, statement, params)
             else:
-                columns = tuple(c.name for c in cursor.description or ())
+                columns, types = _columns(cursor.description)
+        except PlanTimedOut as exc:
+            raise _translate(exc.error, timeout_ms) from exc.error
         except psycopg.Error as exc:
             raise _translate(exc, timeout_ms) from exc
-        yield QueryResult(columns, _rows(first, stream, timeout_ms))
+        yield QueryResult(columns, _rows(first, stream, timeout_ms), column_types=types)
     finally:
         # Closing psycopg's generator cancels a statement still running, then drains it.
         close_stream = getattr(stream, "close", None)
@@ -202,14 +242,22 @@ def _describe(
     conn: psycopg.Connection[tuple[SqlValue, ...]],
     statement: NumberedSql,
     params: Mapping[str, JsonScalar],
-) -> tuple[str, ...]:
-    """Column names of a statement that returned no row: a cursor is declared, never fetched.
+) -> tuple[tuple[str, ...], tuple[ColumnType, ...]]:
+    """Columns of a statement that returned no row: a cursor is declared, never fetched.
 
     ``DECLARE`` plans the statement (through the extended protocol too) without running it.
     """
     with psycopg.RawServerCursor(conn, "govex_describe") as cursor:
         cursor.execute(statement.text, statement.values(params))
-        return tuple(c.name for c in cursor.description or ())
+        return _columns(cursor.description)
+
+
+def _columns(
+    description: list[psycopg.Column] | None,
+) -> tuple[tuple[str, ...], tuple[ColumnType, ...]]:
+    """Names and packet types of the result's columns, from the statement's description."""
+    described = description or []
+    return tuple(c.name for c in described), tuple(column_type(c.type_code) for c in described)
 
 
 def _rows(
@@ -237,6 +285,12 @@ def _translate(exc: psycopg.Error, timeout_ms: int) -> ServiceError:
     if state is None:  # no server error: the driver refused, or the connection broke
         what = "the connection broke" if isinstance(exc, psycopg.OperationalError) else "refused"
         return QueryFailed(f"the PostgreSQL driver {what} ({type(exc).__name__})")
+    if state == "42501" and _ROW_SECURITY_MESSAGE in (exc.diag.message_primary or ""):
+        return QueryFailed(
+            f"PostgreSQL refused the statement: SQLSTATE {state} ({_condition(state)}): row "
+            "security would filter rows of a table it reads (row_security = off)",
+            where=ROW_SECURITY_REFUSED,
+        )
     return QueryFailed(
         f"PostgreSQL refused or failed the statement: SQLSTATE {state} ({_condition(state)})"
     )

@@ -8,7 +8,8 @@ Layers, because no single one is enough (STYLE G8):
 - a progress handler stops the VM at the contract deadline (``timed_out``);
 - extension loading stays disabled, and the statement ran through ``catalog.sqlcheck``.
 
-Rows are streamed with ``fetchmany``; the result is never held in memory.
+Rows are streamed with ``fetchmany``; the result is never held in memory. Column types
+come from the declared types of the columns the result reads (:mod:`service.sqlite_types`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 from service.errors import QueryFailed, QueryTimedOut, SourceUnavailable
+from service.packets.columns import ColumnType
+from service.packets.tables import EncodedRows
+from service.sqlite_types import declared_types
 
 BOUNDARY_SQLITE = (
     "mode=ro",
     "query_only",
+    "read_transaction",  # the statement runs in one read transaction: one snapshot
     "read_authorizer",
     "progress_deadline",
     "single_statement",
@@ -44,10 +49,17 @@ SqlValue = int | float | str | bytes | None
 
 @dataclass
 class QueryResult:
-    """Column names, then rows as they come from the engine."""
+    """Column names and types, then rows as they come from the engine.
+
+    ``column_types`` has one entry per column, the type the engine states for it
+    (``None`` where it states none; empty: none at all). ``encoded``, when set, holds
+    the rows as the engine itself encoded them (PostgreSQL's COPY), and ``rows`` is empty.
+    """
 
     columns: tuple[str, ...]
     rows: Iterator[tuple[SqlValue, ...]]
+    column_types: tuple[ColumnType | None, ...] = ()
+    encoded: EncodedRows | None = None
 
 
 def _authorize_read_only(
@@ -113,6 +125,7 @@ def run_query(
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         columns = tuple(d[0] for d in cursor.description or ())
+        types = declared_types(path, sql, columns)
 
         def _rows() -> Iterator[tuple[SqlValue, ...]]:
             while True:
@@ -124,7 +137,7 @@ def run_query(
                     return
                 yield from batch
 
-        yield QueryResult(columns, _rows())
+        yield QueryResult(columns, _rows(), column_types=types)
     finally:
         conn.set_progress_handler(None, 0)
         conn.close()

@@ -15,6 +15,7 @@ from catalog.model import ResolvedCatalog, Seal
 from ledger.entry import BODY_MODELS, Entry
 from service.contract import CallContract
 from service.packets.manifest import PacketManifest
+from service.packets.report import VerifyReport
 
 _ID_BASE = "urn:govex:schema:"
 
@@ -25,6 +26,7 @@ def _documents() -> dict[str, type[BaseModel]]:
         "seal.schema.json": Seal,
         "ledger-entry.schema.json": Entry,
         "packet.schema.json": PacketManifest,
+        "packet-verify-report.schema.json": VerifyReport,
         "contract.schema.json": CallContract,
     }
     for kind, model in sorted(BODY_MODELS.items()):

@@ -1,7 +1,7 @@
 """The root of the ``govex`` command line: thin commands over the same core as the HTTP routes.
 
-Here: ``catalog``, ``call``, ``packet``, ``schemas`` and ``serve``; the
-``ledger``, ``keys`` and ``db`` groups live in their own modules.
+Here: ``catalog``, ``call``, ``schemas`` and ``serve``; the ``ledger``,
+``keys``, ``db`` and ``packet`` groups live in their own modules.
 
 Exit codes follow FORMATS section 6: a call exits with its verdict's code;
 ``packet verify`` and ``ledger verify`` exit 0 (every check passed), 1 (a check
@@ -15,23 +15,21 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from catalog.authority import AuthorityStatus
 from catalog.errors import CatalogError
 from service.cli.approvals import approvals_app
 from service.cli.db import db_app
-from service.cli.keys import keys_app, verifier_key
+from service.cli.keys import keys_app
 from service.cli.ledger import ledger_app
-from service.cli.options import VerifierKeyOption
-from service.cli.output import fail, io_error, usage
-from service.cli.session import caller_session, load_settings, parse_params
-from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE
-
-if TYPE_CHECKING:
-    from service.packets.verify import InclusionEvidence
+from service.cli.output import fail
+from service.cli.packets import packet_app
+from service.cli.packets_admin import packets_app
+from service.cli.remote import remote_app
+from service.cli.session import ConfigOption, caller_session, load_settings, parse_params
+from service.problems import EXIT_USAGE
 
 app = typer.Typer(
     name="govex",
@@ -41,7 +39,6 @@ app = typer.Typer(
     add_completion=False,
 )
 catalog_app = typer.Typer(help="Check, seal and verify a catalog directory.", no_args_is_help=True)
-packet_app = typer.Typer(help="Verify export packets offline.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of govex documents.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(ledger_app, name="ledger")
@@ -49,6 +46,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(db_app, name="db")
 app.add_typer(packet_app, name="packet")
+app.add_typer(remote_app, name="remote")
+app.add_typer(packets_app, name="packets")
 app.add_typer(schemas_app, name="schemas")
 
 CatalogDir = Annotated[
@@ -142,7 +141,9 @@ def call(
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Input as name=value (repeat).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl, csv or parquet (govex[parquet]).")
+    ] = "jsonl",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Return the would-be contract, run nothing.")
     ] = False,
@@ -158,16 +159,31 @@ def call(
     provisional: Annotated[
         bool | None, typer.Option("--provisional", help="Development override.")
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Run a catalog entry locally, through the same core as POST /v1/calls."""
+    """Run a catalog entry locally, through the same core as POST /v1/calls.
+
+    While a large export runs, its progress shows on stderr (a line redrawn on a terminal).
+    """
     from service import calls  # noqa: PLC0415
     from service.api_models import CallResponse  # noqa: PLC0415
+    from service.cli.progress_line import ProgressLine  # noqa: PLC0415
     from service.contract import CallRequest  # noqa: PLC0415
+    from service.packets.tables import PARQUET_INSTALL_HINT, parquet_available  # noqa: PLC0415
+    from service.progress import reporting_to  # noqa: PLC0415
 
-    if fmt not in {"jsonl", "csv"}:
-        typer.echo(f"error [invalid_request]: --format {fmt!r}: use jsonl or csv", err=True)
+    if fmt not in {"jsonl", "csv", "parquet"}:
+        typer.echo(
+            f"error [invalid_request]: --format {fmt!r}: use jsonl, csv or parquet", err=True
+        )
         raise typer.Exit(EXIT_USAGE)
-    settings = load_settings(provisional=provisional)
+    if fmt == "parquet" and not parquet_available():
+        typer.echo(
+            f"error [invalid_request]: --format parquet needs pyarrow: {PARQUET_INSTALL_HINT}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    settings = load_settings(config, provisional=provisional)
     pairs = parse_params(param or [])
     with caller_session(settings, api_key) as (runtime, principal):
         request = CallRequest.model_validate(
@@ -179,7 +195,14 @@ def call(
             }
         )
         # CLI values are text: the entry's parameter types convert them.
-        result = calls.execute(runtime, principal, request, request_id=None, inputs_from_text=True)
+        line = ProgressLine(sys.stderr, interactive=sys.stderr.isatty())
+        try:
+            with reporting_to(line):
+                result = calls.execute(
+                    runtime, principal, request, request_id=None, inputs_from_text=True
+                )
+        finally:
+            line.close()
     typer.echo(CallResponse.of(result).model_dump_json(indent=2))
     if result.dry_run is not None:
         for check in result.dry_run.checks:
@@ -193,89 +216,6 @@ def call(
         path = settings.packet_root / f"{result.packet_id}.zip"
         typer.echo(f"packet: {path}", err=True)
     raise typer.Exit(result.exit_code)
-
-
-# --- packets ---------------------------------------------------------------------------------
-
-
-@packet_app.command("verify")
-def packet_verify(
-    packet: Annotated[Path, typer.Argument(help="Packet zip (or an extracted bag directory).")],
-    expect_manifest_hash: Annotated[
-        str | None, typer.Option(help="Pinned manifest hash, sha256:<hex> or blake3:<hex>.")
-    ] = None,
-    require_authority: Annotated[
-        AuthorityStatus, typer.Option(help="Lowest acceptable authority.")
-    ] = AuthorityStatus.sealed,
-    trust_catalog: Annotated[
-        list[str] | None, typer.Option(help="A trusted catalog digest (repeat).")
-    ] = None,
-    proof: Annotated[
-        Path | None,
-        typer.Option(
-            help="C2SP tlog-proof of the packet's ledger entry (govex ledger prove --packet); "
-            "runs ledger_inclusion with --key.",
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="A signed checkpoint you trust: the proof must be against its tree."),
-    ] = None,
-    key: VerifierKeyOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
-) -> None:
-    """Run the consumption-contract checks (FORMATS section 4) in order; exit 0 only if all pass."""
-    from service.packets.verify import verify_packet_file  # noqa: PLC0415
-
-    if not packet.exists():
-        typer.echo(f"error [io_error]: {packet} does not exist", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    inclusion = _inclusion_evidence(proof, checkpoint, key)
-    try:
-        report = verify_packet_file(
-            packet,
-            expect_manifest_hash=expect_manifest_hash,
-            require_authority=require_authority,
-            trusted_catalog_digests=tuple(trust_catalog or ()),
-            inclusion=inclusion,
-        )
-    except ValueError as exc:  # a malformed pin or digest given on the command line
-        typer.echo(f"error [invalid_request]: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
-    else:
-        for check in report.checks:
-            typer.echo(f"{check.status.upper():5} {check.name:17} {check.detail}")
-            if check.status == "fail":
-                typer.echo(f"{'':23} at {check.where or '(packet)'}")
-                if check.expected is not None or check.actual is not None:
-                    typer.echo(f"{'':23} expected {check.expected}, actual {check.actual}")
-        typer.echo(report.summary())
-    raise typer.Exit(0 if report.ok else EXIT_CHECK_FAILED)
-
-
-def _inclusion_evidence(
-    proof: Path | None, checkpoint: Path | None, key: str | None
-) -> InclusionEvidence | None:
-    """What ``ledger_inclusion`` runs on, read from the files given; None without --proof."""
-    from service.packets.verify import InclusionEvidence  # noqa: PLC0415
-
-    if proof is None:
-        if checkpoint is not None or key is not None:
-            usage("--checkpoint and --key check a --proof: give the proof file too")
-        return None
-    if key is None:
-        usage("--proof needs --key, the ledger's trusted verifier key")
-    verifier = verifier_key(key)
-    try:
-        return InclusionEvidence(
-            proof=proof.read_bytes(),
-            key=verifier,
-            checkpoint=None if checkpoint is None else checkpoint.read_bytes(),
-        )
-    except OSError as exc:
-        io_error(exc)
 
 
 # --- schemas and serving ---------------------------------------------------------------------
@@ -303,18 +243,46 @@ def serve(
             help="Development override: run an unsealed catalog, stamped provisional.",
         ),
     ] = None,
+    config: ConfigOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes sharing the ledger and packet root (PostgreSQL ledger "
+            "recommended past one).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the HTTP API (settings from GOVEX_* variables)."""
+    """Serve the HTTP API (settings from --config or ./govex.toml, and GOVEX_* variables)."""
+    import os  # noqa: PLC0415
+
     import uvicorn  # noqa: PLC0415
 
     from service.app import create_app  # noqa: PLC0415
     from service.logging import configure_logging  # noqa: PLC0415
     from service.runtime import build_runtime  # noqa: PLC0415
 
-    settings = load_settings(provisional=provisional)
+    settings = load_settings(config, provisional=provisional)
     try:  # refuse early, with the problem on stderr, before uvicorn starts
         build_runtime(settings, record_start=False).close()
     except Exception as exc:  # noqa: BLE001 - reported as a problem, never a trace
         fail(exc)
     configure_logging()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    # Each worker process builds its own app from the same settings: the file and overrides
+    # go to them through the environment its factory reads (service.app.app_factory).
+    if config is not None:
+        os.environ["GOVEX_CONFIG"] = str(config.resolve())
+    if provisional is not None:
+        os.environ["GOVEX_PROVISIONAL"] = "true" if provisional else "false"
+    uvicorn.run(
+        "service.app:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )

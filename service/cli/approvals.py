@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from service.cli.output import usage
-from service.cli.session import caller_session, load_settings, parse_params
+from service.cli.session import ConfigOption, caller_session, load_settings, parse_params
 
 approvals_app = typer.Typer(
     help="Approve one requester's call of an entry with given inputs, for a bounded time.",
@@ -57,13 +57,14 @@ def grant(
         str | None, typer.Option("--ttl", help="How long, e.g. 1h (default: configured).")
     ] = None,
     api_key: ApiKeyOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Grant an approval (ledgered approval.granted) and print it as JSON."""
     from service.approval_grants import ApprovalRequest, grant  # noqa: PLC0415
 
     ttl_s = None if ttl is None else parse_ttl(ttl)
     pairs = parse_params(param or [])
-    with caller_session(load_settings(), api_key, record_start=False) as (runtime, approver):
+    with caller_session(load_settings(config), api_key, record_start=False) as (runtime, approver):
         approval = grant(
             runtime,
             approver,
@@ -86,10 +87,11 @@ def list_approvals(
     entry: Annotated[str | None, typer.Option("--entry", help="Only this entry's.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
     api_key: ApiKeyOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """List the latest approvals, newest first, as JSON (auditors and operators)."""
     from service.approval_grants import list_approvals as listed  # noqa: PLC0415
 
-    with caller_session(load_settings(), api_key, record_start=False) as (runtime, reader):
+    with caller_session(load_settings(config), api_key, record_start=False) as (runtime, reader):
         approvals = listed(runtime, reader, entry, limit)
     typer.echo("[" + ",\n".join(a.model_dump_json(indent=2) for a in approvals) + "]")

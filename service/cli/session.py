@@ -1,7 +1,8 @@
 """What the commands that act as a caller share: settings, ``name=value`` params, a session.
 
 ``govex call`` and ``govex approvals`` run the same core as the HTTP routes: a
-runtime built from the ``GOVEX_*`` settings, the caller authenticated from
+runtime built from the settings (``--config``/``GOVEX_CONFIG`` or ``./govex.toml``, and
+the ``GOVEX_*`` variables, which win; see :mod:`service.config`), the caller authenticated from
 ``GOVEX_API_KEY`` (or ``--api-key``) exactly as a bearer token would be, and
 every failure reported once, as a problem on stderr with its exit code.
 """
@@ -9,7 +10,8 @@ every failure reported once, as a problem on stderr with its exit code.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,20 +28,32 @@ if TYPE_CHECKING:
 
 ParamValue = str | int | float | bool | None
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="GOVEX_CONFIG",
+        help="Configuration file (TOML); default ./govex.toml when it exists. GOVEX_* "
+        "variables win over it.",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
 
-def load_settings(**overrides: object) -> Settings:
-    """The ``GOVEX_*`` settings, with the given non-None overrides; exit 2 naming a bad one."""
-    from pydantic import ValidationError  # noqa: PLC0415
+
+def load_settings(config: Path | None = None, **overrides: object) -> Settings:
+    """The settings (``config`` file, ``GOVEX_*``, non-None ``overrides``); exit 2 on a bad one.
+
+    Every problem is printed, each with its place (a key of the file, or a variable).
+    """
+    from service.config import load_settings as load  # noqa: PLC0415
+    from service.errors import SettingsInvalid  # noqa: PLC0415
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            typer.echo(
-                f"error [configuration_error]: GOVEX_{field.upper()}: {err['msg']}",
-                err=True,
-            )
+        return load(config, **overrides)
+    except SettingsInvalid as exc:
+        for where, detail in exc.problems:
+            typer.echo(f"error [configuration_error]: {where}: {detail}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 

@@ -5,6 +5,7 @@ Rendering and parsing are pure. :func:`verify_bag` reads only through the
 problem it finds as a :class:`BagProblem` with a stable ``reason`` id:
 
     layout                    the reader refused a member (unsafe name, link, bomb, ...)
+    unreadable                a listed file that cannot be read to its end (bad CRC, ...)
     bagit_txt                 bagit.txt missing, or not exactly the two declarations
     no_manifest               no payload manifest ``manifest-<alg>.txt``
     unsupported_algorithm     a manifest whose algorithm is not one of ALGORITHMS
@@ -226,6 +227,8 @@ def _parsed(
             )
         except BagInvalidError as exc:
             problems.extend(exc.problems)
+        except PacketLayoutError as exc:
+            problems.append(BagProblem("layout", exc.path, exc.detail))
     return manifests
 
 
@@ -244,7 +247,11 @@ def _compare(
             )
             continue
         wanted = {alg: entries[path] for alg, entries in manifests.items() if path in entries}
-        _, actual = hash_member(reader, path, wanted)
+        try:
+            _, actual = hash_member(reader, path, wanted)
+        except PacketLayoutError as exc:
+            problems.append(BagProblem("unreadable", path, exc.detail))
+            continue
         for algorithm, expected in sorted(wanted.items()):
             if actual[algorithm] != expected:
                 detail = f"{algorithm} expected {expected}, actual {actual[algorithm]}"
@@ -259,7 +266,9 @@ def _check_bagit_txt(reader: PacketReader, names: set[str], problems: list[BagPr
         return parse_bagit_txt(reader.read("bagit.txt"))
     except BagInvalidError as exc:
         problems.extend(exc.problems)
-        return ""
+    except PacketLayoutError as exc:
+        problems.append(BagProblem("layout", exc.path, exc.detail))
+    return ""
 
 
 def _check_coverage(
@@ -289,6 +298,8 @@ def _check_oxum(
                 problems.append(BagProblem("payload_oxum", "bag-info.txt", detail))
     except BagInvalidError as exc:
         problems.extend(exc.problems)
+    except PacketLayoutError as exc:
+        problems.append(BagProblem("layout", exc.path, exc.detail))
 
 
 def verify_bag(reader: PacketReader) -> BagSummary:

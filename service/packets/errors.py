@@ -6,12 +6,18 @@
     │                              zip bomb, missing or extra file
     ├── BagInvalidError            a BagIt bag refused by ``verify_bag`` (``problems``,
     │                              first ``reason`` and ``path`` on the error itself)
+    ├── PacketCheckFailed          one consumption check failed (``check``, ``where``,
+    │                              ``expected``, ``actual``)
+    ├── PacketUploadRefused        an uploaded packet not verified at all (``where``)
+    │   ├── PacketTooLarge         over the upload bound (``limit``)
+    │   └── NotAPacketZip          not ``application/zip``, or not a zip archive
     └── PacketBuildError           the builder was misused or cannot write (``path``, ``detail``)
         └── UnsupportedValueError  a value not writable (``path``, ``row``, ``column``)
 
 Verification of a packet (``verify_packet``) does not raise for a bad packet:
-it returns a report whose failed check names the place. These errors are for
-readers and builders, and for ``verify_bag``.
+it returns a report whose failed check names the place (each check raises
+``PacketCheckFailed`` inside, and the verifier turns it into the report). The
+other errors are for readers, builders, uploads and ``verify_bag``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,44 @@ class BagInvalidError(PacketError):
         self.problems = tuple(problems)
         self.reason = first.reason
         self.path = first.path
+
+
+class PacketCheckFailed(PacketError):
+    """A consumption check (FORMATS section 4) failed at ``where``, with both values."""
+
+    def __init__(
+        self,
+        where: str,
+        detail: str,
+        expected: str | None = None,
+        actual: str | None = None,
+        *,
+        check: str = "",
+    ) -> None:
+        super().__init__(f"{check or 'check'} failed at {where}: {detail}", where=where)
+        self.check = check
+        self.detail = detail
+        self.expected = expected
+        self.actual = actual
+
+
+class PacketUploadRefused(PacketError):
+    """An uploaded packet that is refused before any check runs (``where``: the request part)."""
+
+
+class PacketTooLarge(PacketUploadRefused):
+    """An upload over the configured bound; nothing of it is kept."""
+
+    def __init__(self, *, limit: int) -> None:
+        super().__init__(f"the packet is larger than the {limit} bytes bound", where="body")
+        self.limit = limit
+
+
+class NotAPacketZip(PacketUploadRefused):
+    """A body that is not ``application/zip``, or whose bytes are not a zip archive."""
+
+    def __init__(self, detail: str, *, where: str = "body") -> None:
+        super().__init__(detail, where=where)
 
 
 class PacketBuildError(PacketError):

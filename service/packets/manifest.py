@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from catalog.authority import AuthorityStatus
 from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
 from catalog.ids import ENTRY_ID_PATTERN, OPAQUE_ID_PATTERN
+from catalog.model import ClaimExpect, ClaimSurface
 from catalog.times import TIME_FORMAT, TIME_PATTERN
 from service.packets.bagit import name_problem
 
@@ -79,14 +80,40 @@ class FileRecord(BaseModel):
         return value
 
 
+ClaimVerdict = Literal["EVIDENCE_PRESENT", "ABSENT", "NOT_EVIDENCED"]
+ClaimReason = Literal[
+    "scoped_surface",
+    "truncated",
+    "timed_out",
+    "row_security",
+    "error",
+    "no_snapshot",
+    "bound_exceeded",
+    "bound_not_met",
+]
+"""Why a claim is ``NOT_EVIDENCED``; the rules that give each are in :mod:`service.claims`."""
+
+
 class Claim(BaseModel):
-    """The entry's claim and the verdict this run gives it."""
+    """The entry's claim and the verdict this run gives it (see :mod:`service.claims`).
+
+    ``reason`` says why the verdict is ``NOT_EVIDENCED``; it is ``None`` for the other two.
+    """
 
     model_config = _STRICT
 
-    expect: Literal["absent", "present"]
-    surface: Literal["exhaustive", "scoped"]
-    verdict: Literal["EVIDENCE_PRESENT", "ABSENT", "NOT_EVIDENCED"]
+    expect: ClaimExpect
+    surface: ClaimSurface
+    verdict: ClaimVerdict
+    reason: ClaimReason | None = Field(
+        default=None, description="Why the claim is NOT_EVIDENCED; null for the other verdicts."
+    )
+
+    @model_validator(mode="after")
+    def _reason_iff_not_evidenced(self) -> Claim:
+        if (self.verdict == "NOT_EVIDENCED") != (self.reason is not None):
+            raise ValueError("a reason goes with NOT_EVIDENCED, and only with it")
+        return self
 
 
 class LedgerRef(BaseModel):

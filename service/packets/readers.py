@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,16 +25,32 @@ if TYPE_CHECKING:
 
 _MiB = 1 << 20
 _GiB = 1 << 30
+_UTF8_FLAG = 0x800  # general purpose bit 11: the name is UTF-8
+_UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, patched data, strong encryption
+# What zipfile raises for damaged or exotic archives (it has no one base class for them).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    ValueError,
+    struct.error,
+)
+_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
 class ReadLimits:
     """Bounds that refuse a zip bomb from its central directory, before inflating it.
 
-    ``max_ratio`` applies to members declaring more than ``ratio_floor_bytes``
-    (small files compress by odd ratios and are harmless anyway). Reading a
-    member never yields more than its declared size, so declared sizes bound
-    the work.
+    ``max_ratio`` applies to each member declaring more than ``ratio_floor_bytes``
+    (small files compress by odd ratios and are harmless anyway), and to the
+    whole archive once its members declare more than that in total. Reading a
+    member never yields more than its declared size (zipfile stops there and
+    then checks the CRC), so declared sizes bound the work. ``max_read_bytes``
+    bounds a tag file read whole (packet.json, the manifests): a legitimate one
+    is well under 2 MiB even at ``max_members``.
     """
 
     max_members: int = 10_000
@@ -41,7 +58,7 @@ class ReadLimits:
     max_total_bytes: int = 8 * _GiB
     max_ratio: float = 200.0
     ratio_floor_bytes: int = 16 * _MiB
-    max_read_bytes: int = 64 * _MiB
+    max_read_bytes: int = 16 * _MiB
 
 
 class PacketReader(Protocol):
@@ -52,7 +69,8 @@ class PacketReader(Protocol):
     ``..`` (and empty or ``.``) components, backslashes, control characters,
     links and other non-regular members, duplicate names (also names equal
     after case folding), non-NFC names, and members whose declared sizes or
-    compression ratio exceed its :class:`ReadLimits`.
+    compression ratio exceed its :class:`ReadLimits`. Opening a member MUST
+    NOT follow a link anywhere on its path.
     """
 
     @property
@@ -74,6 +92,10 @@ class PacketReader(Protocol):
 
     def read(self, name: str) -> bytes:
         """All bytes of a small member (tag files); refuses members over ``max_read_bytes``."""
+        ...
+
+    def close(self) -> None:
+        """Release what the reader holds open; idempotent."""
         ...
 
 
@@ -105,7 +127,7 @@ class _GuardedStream(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         try:
             data = self._inner.read(len(buffer))
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        except _ZIP_ERRORS as exc:
             raise PacketLayoutError(path=self._name, detail=f"unreadable member: {exc}") from exc
         buffer[: len(data)] = data
         return len(data)
@@ -121,9 +143,13 @@ class ZipPacketReader:
     def __init__(self, path: Path, limits: ReadLimits | None = None) -> None:
         """Open ``path``; raises PacketLayoutError when it is not a readable zip."""
         self._limits = limits or ReadLimits()
+        self._name = path.name
         try:
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise PacketLayoutError(path=path.name, detail="not a regular file")
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+            self._archive_bytes = path.stat().st_size
+        except _ZIP_ERRORS as exc:
             raise PacketLayoutError(path=path.name, detail=f"not a zip archive: {exc}") from exc
         self._members: dict[str, zipfile.ZipInfo] | None = None
         self._root = ""
@@ -151,8 +177,12 @@ class ZipPacketReader:
             raise PacketLayoutError(path=info.filename, detail="symbolic link")
         if info.create_system == 3 and kind not in {0, stat.S_IFREG, stat.S_IFDIR}:  # noqa: PLR2004
             raise PacketLayoutError(path=info.filename, detail="not a regular file")
-        if info.flag_bits & 0x1:
-            raise PacketLayoutError(path=info.filename, detail="encrypted member")
+        if info.flag_bits & _UNSUPPORTED_FLAGS:
+            detail = "encrypted member" if info.flag_bits & 0x41 else "patched-data member"
+            raise PacketLayoutError(path=info.filename, detail=detail)
+        if not info.filename.isascii() and not info.flag_bits & _UTF8_FLAG:
+            detail = "non-ASCII name not marked UTF-8 (its encoding is ambiguous)"
+            raise PacketLayoutError(path=info.filename, detail=detail)
         if info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}:
             detail = f"compression method {info.compress_type} not allowed"
             raise PacketLayoutError(path=info.filename, detail=detail)
@@ -173,10 +203,10 @@ class ZipPacketReader:
             detail = f"{len(infos)} members, over the {self._limits.max_members} bound"
             raise PacketLayoutError(path=infos[0].filename, detail=detail)
         _check_names([info.filename.removesuffix("/") for info in infos])
-        roots = {info.filename.split("/", 1)[0] for info in infos}
-        if len(roots) != 1:
-            raise PacketLayoutError(path=min(roots), detail="not a single top-level folder")
-        root = roots.pop()
+        root = infos[0].filename.split("/", 1)[0] if infos else ""
+        for info in infos:
+            if info.filename.split("/", 1)[0] != root:
+                raise PacketLayoutError(path=info.filename, detail="not a single top-level folder")
         members: dict[str, zipfile.ZipInfo] = {}
         total = 0
         for info in infos:
@@ -190,6 +220,13 @@ class ZipPacketReader:
                 detail = f"members declare over the {self._limits.max_total_bytes} bytes bound"
                 raise PacketLayoutError(path=info.filename, detail=detail)
             members[info.filename.split("/", 1)[1]] = info
+        ratio = total / max(self._archive_bytes, 1)
+        if total > self._limits.ratio_floor_bytes and ratio > self._limits.max_ratio:
+            detail = (
+                f"members declare {total} bytes in a {self._archive_bytes}-byte archive: "
+                f"compression ratio {ratio:.0f} over the {self._limits.max_ratio:.0f} bound"
+            )
+            raise PacketLayoutError(path=self._name, detail=detail)
         self._root = root
         self._members = dict(sorted(members.items()))
         return self._members
@@ -210,7 +247,7 @@ class ZipPacketReader:
         info = self._info(name)
         try:
             inner = self._zip.open(info)
-        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+        except _ZIP_ERRORS as exc:
             raise PacketLayoutError(path=name, detail=f"unreadable member: {exc}") from exc
         return io.BufferedReader(_GuardedStream(inner, name), buffer_size=_MiB)
 
@@ -222,7 +259,10 @@ def _read_small(reader: PacketReader, name: str, limit: int) -> bytes:
     if reader.size(name) > limit:
         raise PacketLayoutError(path=name, detail=f"over the {limit} bytes bound for tag files")
     with reader.open(name) as stream:
-        return stream.read(limit + 1)
+        data = stream.read(limit + 1)
+    if len(data) > limit:  # a file that grew after it was listed
+        raise PacketLayoutError(path=name, detail=f"over the {limit} bytes bound for tag files")
+    return data
 
 
 class DirPacketReader:
@@ -232,6 +272,7 @@ class DirPacketReader:
         self._path = path
         self._limits = limits or ReadLimits()
         self._members: dict[str, int] | None = None
+        self._total = 0
 
     @property
     def root(self) -> str:
@@ -247,15 +288,34 @@ class DirPacketReader:
                     self._walk(directory / entry.name, f"{name}/", found)
                 elif entry.is_file(follow_symlinks=False):
                     found[name] = entry.stat(follow_symlinks=False).st_size
+                    self._bound(name, found)
                 else:
                     raise PacketLayoutError(path=name, detail="not a regular file")
+
+    def _bound(self, name: str, found: dict[str, int]) -> None:
+        """The same member count and size bounds as a zip's, so the work stays bounded."""
+        limits = self._limits
+        if len(found) > limits.max_members:
+            detail = f"over the {limits.max_members} members bound"
+            raise PacketLayoutError(path=name, detail=detail)
+        if found[name] > limits.max_member_bytes:
+            detail = f"{found[name]} bytes, over the {limits.max_member_bytes} bound"
+            raise PacketLayoutError(path=name, detail=detail)
+        self._total += found[name]
+        if self._total > limits.max_total_bytes:
+            detail = f"files hold over the {limits.max_total_bytes} bytes bound"
+            raise PacketLayoutError(path=name, detail=detail)
 
     def _index(self) -> dict[str, int]:
         if self._members is None:
             if self._path.is_symlink() or not self._path.is_dir():
                 raise PacketLayoutError(path=self._path.name, detail="not a bag directory")
             found: dict[str, int] = {}
-            self._walk(self._path, "", found)
+            try:
+                self._walk(self._path, "", found)
+            except OSError as exc:  # an unreadable folder or a file gone while listing
+                place = os.path.relpath(exc.filename, self._path) if exc.filename else "."
+                raise PacketLayoutError(path=place, detail=f"unreadable: {exc.strerror}") from exc
             _check_names(list(found))
             self._members = dict(sorted(found.items()))
         return self._members
@@ -270,15 +330,36 @@ class DirPacketReader:
         return size
 
     def open(self, name: str) -> IO[bytes]:
+        """Open ``name`` one component at a time, refusing a link at any step.
+
+        Even a link swapped in after :meth:`names` looked is refused.
+        """
         self.size(name)
+        *folders, leaf = name.split("/")
+        fd = -1
         try:
-            fd = os.open(self._path / name, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self._path, _NO_FOLLOW | os.O_DIRECTORY)
+            for folder in folders:
+                inner = os.open(folder, _NO_FOLLOW | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            leaf_fd = os.open(leaf, _NO_FOLLOW, dir_fd=fd)
         except OSError as exc:
             raise PacketLayoutError(path=name, detail=f"unreadable member: {exc}") from exc
-        return os.fdopen(fd, "rb")
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        stream = os.fdopen(leaf_fd, "rb")
+        if not stat.S_ISREG(os.fstat(leaf_fd).st_mode):
+            stream.close()
+            raise PacketLayoutError(path=name, detail="not a regular file")
+        return stream
 
     def read(self, name: str) -> bytes:
         return _read_small(self, name, self._limits.max_read_bytes)
+
+    def close(self) -> None:
+        """Nothing is held open between calls."""
 
 
 def open_packet(path: Path, limits: ReadLimits | None = None) -> ZipPacketReader | DirPacketReader:

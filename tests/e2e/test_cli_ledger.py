@@ -480,7 +480,7 @@ def test_packet_verify_runs_ledger_inclusion_with_a_proof_from_ledger_prove(
     args = ["packet", "verify", str(packet), "--proof", str(proof), "--key", keys.text]
     code, out, err = _run([*args, "--checkpoint", str(checkpoint)])
     assert code == 0, out + err
-    assert "PASS  ledger_inclusion" in out
+    assert "OK    ledger_inclusion" in out
     assert "6/6 checks passed, 2 skipped" in out  # no pinned hash, no trusted catalogs
 
     _call(world)  # the auditor's checkpoint moves on; the proof is against the old tree
@@ -609,7 +609,7 @@ def test_a_demo_packet_verifies_with_its_ledger_proof(tmp_path: Path) -> None:
         ["packet", "verify", str(packet), "--proof", str(proof), "--key", str(keys.verifier_file)]
     )
     assert code == 0, out
-    assert "PASS  ledger_inclusion" in out
+    assert "OK    ledger_inclusion" in out
 
 
 def test_the_cli_package_exports_only_its_app_and_entry_point() -> None:

@@ -156,8 +156,11 @@ def test_a_call_index_that_cannot_be_written_fails_the_call_and_publishes_nothin
     assert "UPDATE" not in problem["detail"]  # no SQL reaches the caller
     assert _published(world) == []
     assert _staged(world) == []
-    kinds = [e["kind"] for e in _entries(world)]
-    assert kinds == ["service.started", "call.started", "call.finished", "packet.issued"]
+    # The index cannot say "running": the call is finished unrun, before any source is read.
+    entries = _entries(world)
+    assert [e["kind"] for e in entries] == ["service.started", "call.started", "call.finished"]
+    assert entries[-1]["body"]["verdict"] == "error_running"
+    assert entries[-1]["body"]["error"].startswith("not run: ")
     with _runtime(client).ledger.engine.begin() as conn:
         conn.execute(sa.text("DROP TRIGGER calls_full"))
     again = client.post("/v1/calls", json={"entry": "items.all"}, headers=auth("alice"))

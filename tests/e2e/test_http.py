@@ -348,3 +348,49 @@ def test_the_request_id_is_logged_and_the_credential_never_is(client: TestClient
     request_id = response.json()["request_id"]
     assert any(entry.get("request_id") == request_id and entry["status"] == 403 for entry in logs)
     assert "tok-alice" not in repr(logs)
+
+
+def test_every_problem_type_resolves_to_its_page(client: TestClient) -> None:
+    from service.problems import documented_kinds  # noqa: PLC0415 - this test's subject
+
+    index = client.get("/problems")
+    assert index.status_code == 200
+    for code, kind in documented_kinds().items():
+        assert f'href="/problems/{code}"' in index.text
+        page = client.get(f"/problems/{code}")
+        assert page.status_code == 200, code
+        assert page.headers["content-type"].startswith("text/html")
+        assert f"<code>{code}</code>" in page.text
+        assert f"<dd>{kind.status}</dd>" in page.text
+    refused = client.post("/v1/calls", json={"entry": "items.nope"}, headers=auth("alice"))
+    assert client.get(refused.json()["type"]).status_code == 200  # a real answer's type resolves
+    missing = client.get("/problems/no_such_problem")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith(PROBLEM)
+
+
+def test_openapi_documents_a_problem_for_every_operation_with_every_problem_type(
+    client: TestClient,
+) -> None:
+    from service.problems import PROBLEM_MEDIA_TYPE, documented_kinds  # noqa: PLC0415
+
+    document = client.get("/openapi.json").json()
+    examples = document["components"]["examples"]
+    assert set(examples) == {f"problem-{code}" for code in documented_kinds()}
+    for name, example in examples.items():
+        assert example["value"]["type"] == f"/problems/{name.removeprefix('problem-')}"
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert operations
+    for path, method, operation in operations:
+        default = operation["responses"]["default"]["content"][PROBLEM_MEDIA_TYPE]
+        assert default["schema"] == {"$ref": "#/components/schemas/Problem"}, (path, method)
+        assert len(default["examples"]) == len(examples)
+        if "422" in operation["responses"]:
+            assert PROBLEM_MEDIA_TYPE in operation["responses"]["422"]["content"]
+    assert "HTTPValidationError" not in str(document["paths"])
+    call_request = document["components"]["schemas"]["CallRequest"]
+    assert call_request["examples"][0]["entry"] == "invoices.unpaid"

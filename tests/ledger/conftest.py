@@ -162,4 +162,15 @@ def sample_bodies() -> dict[str, dict[str, Any]]:
             "where": "",
             "determining_policies": ["forbid-self-approval"],
         },
+        "call.cancelled": {
+            "call_id": "01JCALL",
+            "by": {"id": "alice", "roles": ["analyst"]},
+            "policy": {"decision": "allow"},
+        },
+        "packet.removed": {
+            "packet_id": "01JPACKET",
+            "manifest_hash": {"sha256": "a" * 64, "blake3": "b" * 64},
+            "reason": "retention",
+            "issued_seq": 4,
+        },
     }

@@ -61,6 +61,8 @@ FORMATS_BODY_FIELDS = {
         "where",
         "determining_policies",
     },
+    "call.cancelled": {"call_id", "by", "policy"},
+    "packet.removed": {"packet_id", "manifest_hash", "reason", "issued_seq"},
 }
 
 

@@ -65,7 +65,7 @@ def test_a_database_at_s0002_upgrades_to_the_approvals_table(engine: sa.Engine) 
     _upgrade_to(engine, "s0002")
     assert not sa.inspect(engine).has_table("govex_approvals")
     upgrade(engine.execution_options(**{WRITE_OPTION: True}), SERVICE_SCHEMA)
-    assert current_revision(engine, SERVICE_SCHEMA) == head_revision(SERVICE_SCHEMA) == "s0003"
+    assert current_revision(engine, SERVICE_SCHEMA) == head_revision(SERVICE_SCHEMA)
     indexes = {
         i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("govex_approvals")
     }

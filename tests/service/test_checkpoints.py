@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ledger.checkpoint import open_checkpoint
 from ledger.checkpointer import Checkpointer
-from ledger.errors import CheckpointRefused, LedgerStorageFull
+from ledger.errors import CheckpointRefused, LedgerStorageFull, UnverifiedNote
 from ledger.keys import SignerKey
 from ledger.store import LedgerStore, StoredCheckpoint
 from service.checkpoints import PeriodicCheckpoints
@@ -179,3 +179,18 @@ def test_settings_default_to_a_minute_and_refuse_a_negative_or_infinite_interval
     for bad in (-1, float("inf"), float("nan")):
         with pytest.raises(ValidationError, match="checkpoint_interval_s"):
             _settings(checkpoint_interval_s=bad)
+
+
+def test_a_rotated_signer_extends_the_tree_the_old_key_signed(store: LedgerStore) -> None:
+    """docs/deployment.md: a new key (same origin) signs on from the last old checkpoint."""
+    old_key, new_key = SignerKey.generate(ORIGIN), SignerKey.generate(ORIGIN)
+    _append(store, 3)
+    before = Checkpointer(store, old_key, _now).checkpoint()
+    _append(store, 2)
+    after = Checkpointer(store, new_key, _now).checkpoint()
+    assert (before.size, after.size) == (3, 5)
+    old_view = open_checkpoint(before.note, old_key.verifier_key)
+    new_view = open_checkpoint(after.note, new_key.verifier_key)
+    assert (old_view.size, new_view.size) == (3, 5)
+    with pytest.raises(UnverifiedNote):  # each verifier key opens only its own checkpoints
+        open_checkpoint(after.note, old_key.verifier_key)

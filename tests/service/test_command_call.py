@@ -49,8 +49,9 @@ def builder(tmp_path: Path) -> Iterator[PacketBuilder]:
 
 
 def _leftovers(builder: PacketBuilder) -> list[str]:
-    """What the run left in the staging folder besides the packet's own bag."""
-    return sorted(p.name for p in builder.staging.iterdir() if p.name != PACKET_ID)
+    """What the run left in the staging folder besides the packet's own bag and its lock."""
+    own = {PACKET_ID, f"{PACKET_ID}.lock"}
+    return sorted(p.name for p in builder.staging.iterdir() if p.name not in own)
 
 
 def test_spec_for_entry_carries_every_setting(tmp_path: Path) -> None:

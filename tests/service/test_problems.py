@@ -116,6 +116,12 @@ SAMPLES: dict[type[Exception], Exception] = {
     service_errors.CommandFailed: service_errors.CommandFailed("exec failed"),
     service_errors.StartupRefused: service_errors.StartupRefused("seal"),
     service_errors.ConfigurationError: service_errors.ConfigurationError("bad"),
+    service_errors.SettingsInvalid: service_errors.SettingsInvalid(
+        [("key 'ledger_ulr' in govex.toml", "unknown setting (did you mean 'ledger_url'?)")],
+        source="govex.toml",
+    ),
+    service_errors.PacketRemoved: service_errors.PacketRemoved("01P", seq=12),
+    service_errors.NotReady: service_errors.NotReady(["ledger", "source:items"]),
     service_errors.SigningKeyMissing: service_errors.SigningKeyMissing(),
     service_errors.OutOfRange: service_errors.OutOfRange("seq 9 is not in size 4", where="seq 9"),
     CallBlocked: CallBlocked(
@@ -124,6 +130,13 @@ SAMPLES: dict[type[Exception], Exception] = {
     service_errors.ExecutableUnavailable: service_errors.ExecutableUnavailable(
         "executable /bin/x cannot be opened: No such file or directory", where="/bin/x"
     ),
+    service_errors.InvalidIdempotencyKey: service_errors.InvalidIdempotencyKey(
+        "Idempotency-Key must be 1 to 200 visible ASCII characters", where="Idempotency-Key"
+    ),
+    service_errors.IdempotencyKeyReused: service_errors.IdempotencyKeyReused(
+        "Idempotency-Key 'k' was used for a different request", where="Idempotency-Key"
+    ),
+    service_errors.CallNotRunning: service_errors.CallNotRunning("call 01C has ended"),
     service_errors.LedgeredRefusal: service_errors.LedgeredRefusal(
         PolicyDenied("no", action="approve", resource="a.b", policies=("p",)), seq=3
     ),
@@ -138,6 +151,12 @@ SAMPLES: dict[type[Exception], Exception] = {
         [packet_errors.BagProblem("r", "p", "d")]
     ),
     packet_errors.PacketBuildError: packet_errors.PacketBuildError(path="data/x", detail="bad"),
+    packet_errors.PacketCheckFailed: packet_errors.PacketCheckFailed(
+        "data/x", "sha256 differs", "sha256:00", "sha256:11", check="bagit_manifest"
+    ),
+    packet_errors.PacketUploadRefused: packet_errors.PacketUploadRefused("refused", where="body"),
+    packet_errors.PacketTooLarge: packet_errors.PacketTooLarge(limit=10),
+    packet_errors.NotAPacketZip: packet_errors.NotAPacketZip("not a zip archive"),
     packet_errors.UnsupportedValueError: packet_errors.UnsupportedValueError(
         path="data/x", row=1, column="c", detail="bad"
     ),
@@ -167,7 +186,7 @@ def test_each_error_maps_to_a_problem_and_an_exit_code(exc: Exception) -> None:
     assert {"type", "title", "status", "detail", "code", "hint", "errors", "request_id"} <= set(
         body
     )
-    assert body["type"] == f"urn:govex:problem:{body['code']}"
+    assert body["type"] == f"/problems/{body['code']}"
     assert body["request_id"] == "r-1"
 
 
@@ -225,6 +244,20 @@ def test_each_error_maps_to_a_problem_and_an_exit_code(exc: Exception) -> None:
             SAMPLES[service_errors.SigningKeyMissing], 503, "no_signing_key", 2, id="no-key"
         ),
         pytest.param(SAMPLES[service_errors.OutOfRange], 422, "out_of_range", 2, id="range"),
+        pytest.param(
+            SAMPLES[service_errors.PacketRemoved], 410, "packet_removed", 2, id="packet-removed"
+        ),
+        pytest.param(SAMPLES[service_errors.NotReady], 503, "not_ready", 2, id="not-ready"),
+        pytest.param(
+            SAMPLES[service_errors.SettingsInvalid], 500, "configuration_error", 2, id="settings"
+        ),
+        pytest.param(
+            SAMPLES[packet_errors.PacketTooLarge], 413, "packet_too_large", 2, id="upload-too-big"
+        ),
+        pytest.param(SAMPLES[packet_errors.NotAPacketZip], 415, "not_a_zip", 2, id="not-a-zip"),
+        pytest.param(
+            SAMPLES[packet_errors.PacketCheckFailed], 422, "packet_invalid", 1, id="check-failed"
+        ),
     ],
 )
 def test_mappings_follow_formats_section_6(

@@ -1,11 +1,18 @@
-"""BagIt tag files: rendering, strict parsing, and verify_bag against the conformance suite."""
+"""BagIt tag files: rendering, strict parsing, and verify_bag against the conformance suite.
+
+The conformance bags (LibraryOfCongress/bagit-conformance-suite, in ../shared/vectors) are
+judged twice: by ``verify_bag`` (a reason per problem) and by govex's packet verifier in
+BagIt-only mode (``verify_bag_only``, ``govex packet verify --bag-only``: the check name).
+"""
 
 from __future__ import annotations
 
+import zipfile
 from typing import TYPE_CHECKING
 
 import pytest
 
+from service.packets.bag_checks import BAG_CHECKS, verify_bag_file, verify_bag_only
 from service.packets.bagit import (
     BAGIT_TXT,
     name_problem,
@@ -33,6 +40,20 @@ INVALID = {
     "notAllManifestsListAllFiles": ("payload_not_in_manifest", "data/missingFromManifest.txt"),
     "same-filename-listed-twice-with-different-hashes": ("duplicate_path", "manifest-sha256.txt:2"),
     "same-filename-listed-twice-with-the-same-hash": ("duplicate_path", "manifest-sha256.txt:2"),
+}
+
+# What govex's verifier must say of each invalid bag: the failing check, and the place its
+# README (or name) describes, which must be among the places the check names.
+GOVEX_INVALID = {
+    # Its README: whitespace around the bagit.txt values, in violation of the spec.
+    "bagit-with-invalid-whitespace": ("layout", "bagit.txt"),
+    # Its name says it: a payload file that one manifest does not list.
+    "notAllManifestsListAllFiles": ("layout", "data/missingFromManifest.txt"),
+    # README: "the same file listed twice with two different hash values ... must return an
+    # error" (its bagit.txt also has a trailing space, named first)
+    "same-filename-listed-twice-with-different-hashes": ("layout", "manifest-sha256.txt:2"),
+    # README: "lists the same entry twice"; in this suite's invalid/ folder, so refused
+    "same-filename-listed-twice-with-the-same-hash": ("layout", "manifest-sha256.txt:2"),
 }
 
 
@@ -186,3 +207,74 @@ def test_conformance_invalid_bags_are_refused_with_a_named_reason(bagit_vectors:
         else:
             wrong.append(f"{bag}: accepted")
     assert not wrong
+
+
+def test_every_conformance_bag_has_its_expectation(bagit_vectors: Path) -> None:
+    assert sorted(p.name for p in (bagit_vectors / "invalid").iterdir()) == sorted(GOVEX_INVALID)
+    assert [p.name for p in (bagit_vectors / "valid").iterdir()] == ["basicBag"]
+
+
+def test_govex_bag_only_verifier_accepts_every_valid_conformance_bag(bagit_vectors: Path) -> None:
+    for bag in sorted((bagit_vectors / "valid").iterdir()):
+        report = verify_bag_only(DirPacketReader(bag))
+        assert report.ok, (bag.name, report.summary())
+        assert [(c.name, c.status) for c in report.checks] == [
+            ("layout", "pass"),
+            ("bagit_manifest", "pass"),
+        ]
+        assert report.enforced.mode == "bag"
+        assert {f.path for f in report.files if f.status == "pass"} >= {"data/hello.txt"}
+
+
+@pytest.mark.parametrize(("bag", "expected"), sorted(GOVEX_INVALID.items()))
+def test_govex_bag_only_verifier_refuses_each_invalid_conformance_bag_with_its_check(
+    bagit_vectors: Path, bag: str, expected: tuple[str, str]
+) -> None:
+    report = verify_bag_only(DirPacketReader(bagit_vectors / "invalid" / bag))
+    check, place = expected
+    assert not report.ok
+    failed = [c for c in report.checks if c.status == "fail"]
+    assert [c.name for c in failed] == [check], report.summary()
+    places = [failed[0].where, *(more.where for more in failed[0].more)]
+    assert place in places, places
+    later = BAG_CHECKS[BAG_CHECKS.index(check) + 1 :]
+    assert all(report.check(name).status == "skip" for name in later)
+
+
+def test_bag_only_names_a_digest_mismatch_under_bagit_manifest(
+    bagit_vectors: Path, tmp_path: Path
+) -> None:
+    bag = tmp_path / "basicBag"
+    source = bagit_vectors / "valid" / "basicBag"
+    for path in sorted(source.rglob("*")):
+        target = bag / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (bag / "data" / "hello.txt").write_bytes(b"Hello, World?\n")
+    report = verify_bag_only(DirPacketReader(bag))
+    assert [(c.name, c.status, c.where) for c in report.checks] == [
+        ("layout", "pass", ""),
+        ("bagit_manifest", "fail", "data/hello.txt"),
+    ]
+    assert report.check("bagit_manifest").detail.startswith("digest_mismatch: sha512 expected")
+    assert report.file("data/hello.txt").status == "fail"
+
+
+def test_bag_only_reads_a_zipped_bag_too(bagit_vectors: Path, tmp_path: Path) -> None:
+    source = bagit_vectors / "valid" / "basicBag"
+    path = tmp_path / "basicBag.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in sorted(source.rglob("*")):
+            if member.is_file():
+                archive.write(member, f"basicBag/{member.relative_to(source)}")
+    assert verify_bag_file(path).ok
+    assert verify_bag_file(tmp_path / "absent.zip").check("layout").status == "fail"
+
+
+def test_govex_packets_pass_the_bag_only_checks_too(kit: PacketKit) -> None:
+    report = verify_bag_file(kit.build().zip_path)
+    assert report.ok, report.summary()
+    assert report.summary() == "2/2 checks passed"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 from typing import TYPE_CHECKING
@@ -116,7 +118,8 @@ def test_nothing_is_visible_before_publish_and_staging_is_gone_after(tmp_path: P
     )
     staged = builder.finish(**finish_kwargs())  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".staging"]
-    assert [p.name for p in (tmp_path / ".staging").iterdir()] == [f"{PACKET_ID}.zip"]
+    staged_names = sorted(p.name for p in (tmp_path / ".staging").iterdir())
+    assert staged_names == [f"{PACKET_ID}.lock", f"{PACKET_ID}.zip"]  # the lock: a live builder
     final = builder.publish(staged)
     assert final == tmp_path / f"{PACKET_ID}.zip"
     assert list((tmp_path / ".staging").iterdir()) == []
@@ -166,12 +169,27 @@ def test_builder_refuses_misuse(tmp_path: Path) -> None:
         builder.finish(**finish_kwargs(complete=False))  # type: ignore[arg-type]
 
 
-def test_clean_staging_removes_leftovers(tmp_path: Path) -> None:
-    PacketBuilder(tmp_path, "01JLEFTOVER").write_table(
-        path="data/r.jsonl", fmt="jsonl", columns=["a"], rows=[(1,)], max_bytes=None
-    )
+_DEAD_BUILDER = """
+import os, sys, pathlib
+from service.packets.build import PacketBuilder
+builder = PacketBuilder(pathlib.Path(sys.argv[1]), "01JDEAD")
+builder.write_table(path="data/r.jsonl", fmt="jsonl", columns=["a"], rows=[(1,)], max_bytes=None)
+os._exit(0)  # dies mid-build, as a killed worker would
+"""
+
+
+def test_clean_staging_removes_a_dead_builders_leftovers_and_keeps_a_live_ones(
+    tmp_path: Path,
+) -> None:
+    live = PacketBuilder(tmp_path, "01JLIVE")  # another worker's call, still running
+    live.write_table(path="data/r.jsonl", fmt="jsonl", columns=["a"], rows=[(1,)], max_bytes=None)
+    subprocess.run([sys.executable, "-c", _DEAD_BUILDER, str(tmp_path)], check=True)
     (tmp_path / ".staging" / "01JOLD.zip").write_bytes(b"partial")
-    assert clean_staging(tmp_path) == ["01JLEFTOVER", "01JOLD.zip"]
+    assert clean_staging(tmp_path) == ["01JDEAD", "01JOLD.zip"]
+    left = sorted(p.name for p in (tmp_path / ".staging").iterdir())
+    assert left == ["01JLIVE", "01JLIVE.lock"]
+    staged = live.finish(**finish_kwargs())  # type: ignore[arg-type]
+    assert live.publish(staged).is_file()
     assert list((tmp_path / ".staging").iterdir()) == []
     assert clean_staging(tmp_path / "absent") == []
 

@@ -10,8 +10,10 @@ import pytest
 from blake3 import blake3
 
 from catalog.digest import digest_bytes
+from service.packets import tables as tables_module
+from service.packets.columns import ColumnType
 from service.packets.errors import PacketBuildError, UnsupportedValueError
-from service.packets.tables import write_blob, write_table
+from service.packets.tables import EncodedRows, write_blob, write_table
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -183,3 +185,111 @@ def test_blob_is_cut_at_max_bytes() -> None:
     assert written.record.digest == digest_bytes(b"abcde")
     assert sum(c.bytes for c in written.record.chunks) == 5
     assert json.loads(written.record.model_dump_json())["rows"] is None
+
+
+def test_csv_quotes_a_bare_carriage_return() -> None:
+    # Unquoted, a reader (Python's csv, frictionless) would end the row at the CR.
+    data, _ = table([(1, "a\rb"), (2, "c\r\nd")], fmt="csv")
+    assert data == b'id,v\n1,"a\rb"\n2,"c\r\nd"\n'
+
+
+def _lines(rows: list[tuple[RowValue, ...]], fmt: TableFormat) -> list[bytes]:
+    """Each row's bytes as the writer encodes it: what an engine hands over encoded."""
+    lines = []
+    for row in rows:
+        data, _ = table([row], fmt=fmt)
+        lines.append(data.split(b"\n", 1)[1] if fmt == "csv" else data)
+    return lines
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({}, id="no-limit"),
+        pytest.param({"max_rows": 7}, id="max-rows"),
+        pytest.param({"max_rows": 60}, id="max-rows-exactly-all"),
+        pytest.param({"max_bytes": 333}, id="max-bytes"),
+        pytest.param({"max_bytes": 2}, id="max-bytes-below-the-header"),
+    ],
+)
+def test_rows_the_engine_encoded_are_written_as_the_writer_writes_them(
+    fmt: TableFormat, limits: dict[str, int]
+) -> None:
+    rows: list[tuple[RowValue, ...]] = [(i, "y" * (i % 9) + ',"\n') for i in range(60)]
+    stated = (ColumnType("integer", int), ColumnType("string", str))
+    expected = io.BytesIO()
+    written = write_table(
+        expected, path=f"data/t.{fmt}", fmt=fmt, columns=["id", "v"], rows=rows,
+        max_bytes=limits.get("max_bytes"), max_rows=limits.get("max_rows"), chunk_bytes=64,
+        column_types=stated,
+    )  # fmt: skip
+    out = io.BytesIO()
+    encoded = write_table(
+        out, path=f"data/t.{fmt}", fmt=fmt, columns=["id", "v"],
+        rows=EncodedRows(fmt, [memoryview(line) for line in _lines(rows, fmt)]),
+        max_bytes=limits.get("max_bytes"), max_rows=limits.get("max_rows"), chunk_bytes=64,
+        column_types=stated,
+    )  # fmt: skip
+    assert out.getvalue() == expected.getvalue()
+    assert encoded == written
+
+
+def test_encoded_rows_of_another_format_are_refused() -> None:
+    with pytest.raises(PacketBuildError, match="rows encoded as jsonl, not csv"):
+        write_table(
+            io.BytesIO(), path="data/t.csv", fmt="csv", columns=["a"],
+            rows=EncodedRows("jsonl", [b'{"a":1}\n']), max_bytes=None,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "stated", "expected"),
+    [
+        pytest.param([(1,), (None,)], ColumnType("integer", int), "integer", id="kept"),
+        pytest.param([(None,)], ColumnType("date", str), "date", id="kept-with-no-value"),
+        pytest.param([("a",)], ColumnType("integer", int), "string", id="contradicted"),
+        pytest.param([(1.5,), (2,)], ColumnType("number", float), "number", id="inferred"),
+        pytest.param([(b"x",)], ColumnType("string", bytes), "string", id="binary"),
+        pytest.param([(None,)], None, "any", id="unstated"),
+    ],
+)
+def test_stated_column_types_hold_unless_the_values_contradict_them(
+    rows: list[tuple[RowValue, ...]], stated: ColumnType | None, expected: str
+) -> None:
+    out = io.BytesIO()
+    written = write_table(
+        out, path="data/t.csv", fmt="csv", columns=["c"], rows=rows, max_bytes=None,
+        column_types=[stated],
+    )  # fmt: skip
+    assert written.column_types == (expected,)
+    assert written.binary_columns == (frozenset({"c"}) if rows == [(b"x",)] else frozenset())
+
+
+def test_encoded_rows_take_the_stated_types() -> None:
+    written = write_table(
+        io.BytesIO(), path="data/t.csv", fmt="csv", columns=["a", "b"],
+        rows=EncodedRows("csv", []), max_bytes=None,
+        column_types=[ColumnType("datetime", str), None],
+    )  # fmt: skip
+    assert written.column_types == ("datetime", "any")
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_progress_is_told_rows_and_bytes_while_writing(
+    monkeypatch: pytest.MonkeyPatch, encoded: bool
+) -> None:
+    monkeypatch.setattr(tables_module, "PROGRESS_INTERVAL_S", 0.0)
+    rows: list[tuple[RowValue, ...]] = [(i, "x") for i in range(5000)]
+    heard: list[tuple[int, int]] = []
+    out = io.BytesIO()
+    write_table(
+        out, path="data/t.jsonl", fmt="jsonl", columns=["id", "v"],
+        rows=EncodedRows("jsonl", _lines(rows, "jsonl")) if encoded else rows,
+        max_bytes=None, progress=lambda r, b: heard.append((r, b)),
+    )  # fmt: skip
+    assert len(heard) >= 4
+    data = out.getvalue()
+    for rows_so_far, size in heard:
+        assert data[:size].count(b"\n") == rows_so_far
+    assert [r for r, _ in heard] == sorted(r for r, _ in heard)

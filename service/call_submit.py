@@ -1,0 +1,120 @@
+"""``POST /v1/calls`` as an execution: accept now, answer with the result or with ``202``.
+
+Every check runs before the answer (a refusal is the same 4xx as ever). An accepted call
+runs on the service's :class:`~service.call_executor.CallExecutor`; the request waits up to
+``wait_s`` for it (``GOVEX_CALL_WAIT_S``, or less with ``Prefer: wait=N``, none with
+``Prefer: respond-async``) and gets the result, or the call's status to follow at
+``/v1/calls/{id}``. With an ``Idempotency-Key`` (:mod:`service.idempotency`) a retried
+request gets the call it started, whatever state it is in, instead of a second call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ledger.entry import format_ts
+from service.calls import CallResult, accept
+from service.errors import NotFound
+from service.idempotency import IdempotencyKeys, IdempotentRequest
+
+if TYPE_CHECKING:
+    from service.call_executor import CallExecutor
+    from service.call_index import CallRecord
+    from service.contract import CallRequest
+    from service.identity import Principal
+    from service.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the caller learns now: the result when the call ended in time, else its record."""
+
+    call_id: str
+    result: CallResult | None = None  # ended within the wait, or a dry run
+    record: CallRecord | None = None  # still going (or a replay): its index row
+    replayed: bool = False  # an Idempotency-Key named an earlier call
+
+
+class _BoundElsewhere(Exception):
+    def __init__(self, call_id: str) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
+
+
+def submit(
+    runtime: Runtime,
+    executor: CallExecutor,
+    principal: Principal,
+    request: CallRequest,
+    *,
+    request_id: str | None,
+    wait_s: float,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Accept ``request`` and wait up to ``wait_s`` for its result.
+
+    Raises what :func:`service.calls.accept` raises (every refusal, ledgered), and
+    ``InvalidIdempotencyKey`` / ``IdempotencyKeyReused`` for a bad or reused key.
+    """
+    keyed = (
+        None
+        if idempotency_key is None or request.mode == "dry_run"
+        else IdempotentRequest.of(principal.id, idempotency_key, request)
+    )
+    keys = IdempotencyKeys(runtime.ledger.engine)
+    if keyed is not None:
+        earlier = keys.bound_call(keyed)
+        if earlier is not None:
+            return _replay(runtime, executor, earlier, wait_s)
+
+    def claim(call_id: str) -> None:
+        if keyed is None:
+            return
+        bound = keys.bind(keyed, call_id, format_ts(runtime.clock()))
+        if bound != call_id:
+            raise _BoundElsewhere(bound)
+
+    try:
+        accepted = accept(runtime, principal, request, request_id=request_id, claim=claim)
+    except _BoundElsewhere as race:
+        return _replay(runtime, executor, race.call_id, wait_s)
+    if isinstance(accepted, CallResult):  # a dry run
+        return Submitted(accepted.call_id, result=accepted)
+    running = executor.submit(accepted)
+    result = running.wait(wait_s)
+    if result is not None:
+        return Submitted(accepted.call_id, result=result)
+    return Submitted(accepted.call_id, record=runtime.calls.get(accepted.call_id))
+
+
+def _replay(runtime: Runtime, executor: CallExecutor, call_id: str, wait_s: float) -> Submitted:
+    """The call an idempotency key started; waits for it like a first request would."""
+    running = executor.get(call_id)
+    if running is not None:
+        running.done_within(wait_s)
+    record = runtime.calls.get(call_id)
+    if record is None:  # pragma: no cover - a bound call is indexed before its key is read
+        raise NotFound("call", call_id)
+    return Submitted(call_id, record=record, replayed=True)
+
+
+def preferred_wait(prefer: str | None, default_s: float) -> tuple[float, bool]:
+    """How long to wait given an RFC 7240 ``Prefer`` header, and whether respond-async applied.
+
+    ``respond-async`` waits for nothing; ``wait=N`` waits at most ``N`` seconds (never
+    longer than ``default_s``); anything else is ignored, as RFC 7240 asks.
+    """
+    wait_s, respond_async = default_s, False
+    for preference in (prefer or "").split(","):
+        item = preference.strip().lower()
+        if item == "respond-async":
+            respond_async = True
+        elif item.startswith("wait="):
+            try:
+                asked = float(item.removeprefix("wait=").strip())
+            except ValueError:
+                continue
+            if asked >= 0:
+                wait_s = min(wait_s, asked)
+    return (0.0 if respond_async else wait_s), respond_async

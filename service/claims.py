@@ -1,0 +1,111 @@
+"""How one run judges its entry's claim: a verdict, and why when it proves nothing (pure).
+
+A claim (``catalog.model.Claim``) states what a query finds, ``expect``: ``"empty"`` (no
+row) or a row-count bound (``min_rows``, ``max_rows``), over a ``surface``: ``exhaustive``
+(the query reads everything the claim is about) or ``scoped`` (part of it). The verdict
+is one of FORMATS section 4's three:
+
+- ``EVIDENCE_PRESENT``: ``expect = "empty"`` and the packet holds rows. Rows in hand are
+  evidence whatever the surface, completeness or snapshot.
+- ``ABSENT``: what the claim rules out is proven absent: no row (``empty``), or a row
+  count inside the bound. Only a proving run gives it: exhaustive surface, ``ran_clean``
+  with its packet, complete (no row or byte limit cut it), on a read-only snapshot with
+  nothing hidden by row security.
+- ``NOT_EVIDENCED``: neither, with a ``reason``.
+
+The rules, in order; the first that applies decides:
+
+1. no packet (the run did not end ``ran_clean``): ``timed_out`` when it stopped at its
+   deadline; ``row_security`` when PostgreSQL refused the statement because row security
+   would filter rows of a table it reads (``row_security = off`` makes that an error
+   rather than fewer rows); ``error`` otherwise (an engine error, a cancellation);
+2. more rows than the claim allows (``max_rows``; ``empty`` allows none):
+   ``EVIDENCE_PRESENT`` for ``empty``, ``NOT_EVIDENCED``/``bound_exceeded`` for a bound
+   (a bound tolerates rows, so rows are not evidence against it until they pass it);
+3. ``scoped_surface``: the entry reads part of what the claim is about;
+4. ``truncated``: ``max_rows`` or ``max_bytes`` cut the result;
+5. ``row_security``: a PostgreSQL run without ``row_security_off`` in its boundary, where
+   a policy could hide rows silently;
+6. ``no_snapshot``: the boundary states no read-only snapshot (see :func:`is_snapshot`);
+7. ``bound_not_met``: fewer rows than ``min_rows``;
+8. otherwise ``ABSENT``.
+
+Deny by default: a run that is not shown to prove the claim does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from service.packets.manifest import Claim as ClaimVerdictRecord
+from service.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from catalog.model import Claim
+    from service.packets.manifest import ClaimReason, ClaimVerdict
+
+POSTGRES_SNAPSHOT = frozenset({"read_only_transaction", "serializable_deferrable"})
+"""Boundary controls of a PostgreSQL run on one serializable read-only snapshot."""
+SQLITE_SNAPSHOT = frozenset({"mode=ro", "query_only", "read_transaction"})
+"""Boundary controls of a SQLite run on one snapshot: a read-only connection whose one
+statement runs inside one read transaction (SQLite gives a read transaction one view of
+the database from its first read to its end: no write commits in between)."""
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run gives its claim to judge.
+
+    ``rows`` counts the rows of the packet's result file; ``None`` when no packet is
+    issued. ``engine`` and ``controls`` are the contract's boundary. ``row_security``
+    says the engine refused the statement because row security would filter rows.
+    """
+
+    verdict: Verdict
+    rows: int | None
+    complete: bool
+    engine: str
+    controls: tuple[str, ...]
+    row_security: bool = False
+
+
+def is_snapshot(engine: str, controls: tuple[str, ...]) -> bool:
+    """Whether a run with this boundary read one read-only snapshot (no other engine does)."""
+    if engine == "postgresql":
+        return POSTGRES_SNAPSHOT <= set(controls)
+    if engine == "sqlite":
+        return SQLITE_SNAPSHOT <= set(controls)
+    return False
+
+
+def judge_claim(claim: Claim, facts: RunFacts) -> ClaimVerdictRecord:
+    """The verdict ``facts`` give ``claim``, with its reason (the module's rules, in order)."""
+    verdict, reason = _decide(claim, facts)
+    return ClaimVerdictRecord(
+        expect=claim.expect, surface=claim.surface, verdict=verdict, reason=reason
+    )
+
+
+def _decide(claim: Claim, facts: RunFacts) -> tuple[ClaimVerdict, ClaimReason | None]:
+    """Private: the rules of the module docstring, in order; the last line proves."""
+    empty = isinstance(claim.expect, str)  # "empty": no row allowed
+    max_rows = 0 if isinstance(claim.expect, str) else claim.expect.max_rows
+    min_rows = None if isinstance(claim.expect, str) else claim.expect.min_rows
+    if facts.rows is None or facts.verdict is not Verdict.ran_clean:  # 1
+        if facts.verdict is Verdict.timed_out:
+            return "NOT_EVIDENCED", "timed_out"
+        return "NOT_EVIDENCED", "row_security" if facts.row_security else "error"
+    if max_rows is not None and facts.rows > max_rows:  # 2
+        return ("EVIDENCE_PRESENT", None) if empty else ("NOT_EVIDENCED", "bound_exceeded")
+    if claim.surface != "exhaustive":  # 3
+        return "NOT_EVIDENCED", "scoped_surface"
+    if not facts.complete:  # 4
+        return "NOT_EVIDENCED", "truncated"
+    if facts.engine == "postgresql" and "row_security_off" not in facts.controls:  # 5
+        return "NOT_EVIDENCED", "row_security"
+    if not is_snapshot(facts.engine, facts.controls):  # 6
+        return "NOT_EVIDENCED", "no_snapshot"
+    if min_rows is not None and facts.rows < min_rows:  # 7
+        return "NOT_EVIDENCED", "bound_not_met"
+    return "ABSENT", None  # 8
