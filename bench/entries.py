@@ -13,6 +13,8 @@ import functools
 import hashlib
 from typing import Any
 
+from service.run_sql import BOUNDARY_SQLITE
+
 CALL_ID_LENGTH = 26  # a ULID's length; the ledger takes any opaque id of 1..128 [A-Za-z0-9_-]
 
 _USERS = (
@@ -93,13 +95,7 @@ def call_started_body(call: str, variant: int) -> dict[str, Any]:
     contract = {
         "authority_status": "sealed",
         "boundary": {
-            "controls": [
-                "mode=ro",
-                "query_only",
-                "read_authorizer",
-                "progress_deadline",
-                "single_statement",
-            ],
+            "controls": list(BOUNDARY_SQLITE),
             "engine": "sqlite",
             "source": "demo",
         },

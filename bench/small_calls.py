@@ -145,12 +145,19 @@ async def _client(port: int, request: bytes, until: float, latencies: list[float
         started = time.perf_counter()
         writer.write(request)
         status_line = await reader.readline()
-        length = 0
+        length, chunked = 0, False
         while (line := await reader.readline()) not in {b"\r\n", b""}:
             name, _, value = line.decode("latin-1").partition(":")
             if name.strip().lower() == "content-length":
                 length = int(value)
-        await reader.readexactly(length)
+            elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if chunked:
+            while size := int((await reader.readline()).split(b";")[0], 16):
+                await reader.readexactly(size + 2)  # the chunk and its CRLF
+            await reader.readline()  # the CRLF after the last (empty) chunk
+        else:
+            await reader.readexactly(length)
         if not status_line.startswith((b"HTTP/1.1 200", b"HTTP/1.1 201")):
             errors += 1
         latencies.append(time.perf_counter() - started)

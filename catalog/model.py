@@ -113,11 +113,9 @@ class RowBound(BaseModel):
         for name, value in (("min_rows", self.min_rows), ("max_rows", self.max_rows)):
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be a positive row count, not {value}")
-        if self.min_rows is not None and self.max_rows is not None:
-            if self.min_rows > self.max_rows:
-                raise ValueError(
-                    f"min_rows ({self.min_rows}) is above max_rows ({self.max_rows})"
-                )
+        low, high = self.min_rows, self.max_rows
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_rows ({low}) is above max_rows ({high})")
         return self
 
 
@@ -180,11 +178,8 @@ def claim_bound_problem(claim: Claim, entry_max_rows: int) -> tuple[str, str] | 
     if not isinstance(bound, RowBound):
         return None
     if bound.max_rows is not None and bound.max_rows >= entry_max_rows:
-        return (
-            "max_rows",
-            f"must be below the entry's max_rows ({entry_max_rows}): a result cut at that "
-            "limit proves no count",
-        )
+        why = "a result cut at that limit proves no count"
+        return "max_rows", f"must be below the entry's max_rows ({entry_max_rows}): {why}"
     if bound.min_rows is not None and bound.min_rows > entry_max_rows:
         return ("min_rows", f"must be at most the entry's max_rows ({entry_max_rows})")
     return None

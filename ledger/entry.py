@@ -36,6 +36,7 @@ __all__ = [
     "OPAQUE_ID_PATTERN",
     "TS_PATTERN",
     "ZERO_PREV",
+    "AccessReadBody",
     "ApprovalGrantedBody",
     "BodyDigest",
     "CallDeniedBody",
@@ -44,6 +45,9 @@ __all__ = [
     "Entry",
     "Kind",
     "PacketIssuedBody",
+    "ReplayFinishedBody",
+    "ReplayStartedBody",
+    "ResultChunkBody",
     "ServiceStartedBody",
     "compose_leaf_input",
     "entry_from_leaf_input",
@@ -76,6 +80,9 @@ class Kind(StrEnum):
     approval_denied = "approval.denied"
     call_cancelled = "call.cancelled"
     packet_removed = "packet.removed"
+    replay_started = "replay.started"
+    replay_finished = "replay.finished"
+    access_read = "access.read"
 
 
 def format_ts(moment: datetime) -> str:
@@ -172,6 +179,22 @@ class CommandEndBody(BaseModel):
     stderr: CommandStreamBody
 
 
+class ResultChunkBody(BaseModel):
+    """One chunk of a call's result file, as packet.json's ``files[].chunks`` records it.
+
+    Kept in ``call.finished`` so a replay can locate the first differing byte and row range
+    from the ledger alone, without the packet.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    offset: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    first_row: int | None = Field(ge=0)
+    rows: int | None = Field(ge=0)
+    blake3: str = Field(pattern=HEX64_PATTERN)
+
+
 class CallFinishedBody(_Body):
     call_id: str = Field(pattern=OPAQUE_ID_PATTERN)
     verdict: Literal["ran_clean", "ran_with_drift", "error_running", "timed_out", "blocked"]
@@ -186,6 +209,21 @@ class CallFinishedBody(_Body):
     error: str | None = Field(default=None, description="Why it did not run clean, if known.")
     command: CommandEndBody | None = Field(
         default=None, description="How a command ended; absent for a query."
+    )
+    chunks: list[ResultChunkBody] | None = Field(
+        default=None,
+        description="The result file's chunks (packet.json files[].chunks); None without a "
+        "result, or when they were not recorded.",
+    )
+    engine_version: str | None = Field(
+        default=None,
+        description="The source engine's version when it ran (SQLite's library version, the "
+        "PostgreSQL server_version); None for a command or when unknown.",
+    )
+    claim: dict[str, Any] | None = Field(
+        default=None,
+        description="The entry's claim and this call's verdict on it (packet.json's claim); "
+        "None when the entry states none.",
     )
 
 
@@ -291,6 +329,65 @@ class PacketRemovedBody(_Body):
     issued_seq: int = Field(ge=0)
 
 
+class ReplayStartedBody(_Body):
+    """A replay of recorded calls began (``govex ledger replay``).
+
+    ``by`` is the replaying principal's record (never a credential); ``filters`` the
+    range and filters asked for, ``range`` the seqs of ``call.started`` entries covered;
+    ``catalog_digest`` the sealed catalog the calls are replayed under.
+    """
+
+    replay_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    by: dict[str, Any]
+    filters: dict[str, Any]
+    range: dict[str, Any]
+    catalog_digest: BodyDigest
+    authority_status: Literal["provisional", "sealed", "governed"]
+
+
+class ReplayFinishedBody(_Body):
+    """A replay ended: how many calls gave each outcome, and its report packet.
+
+    ``report_digest`` is the digest of the report's data file; ``packet_id`` and
+    ``manifest_hash`` name the report packet (issued by the ``packet.issued`` that
+    follows). All three are None when the replay failed before its report was built
+    (``error`` says why).
+    """
+
+    replay_id: str = Field(pattern=OPAQUE_ID_PATTERN)
+    started_seq: int = Field(ge=0)
+    calls: int = Field(ge=0)
+    counts: dict[str, int]
+    report_digest: BodyDigest | None
+    packet_id: str | None = Field(default=None, pattern=OPAQUE_ID_PATTERN)
+    manifest_hash: BodyDigest | None = None
+    error: str | None = None
+
+
+class AccessReadBody(_Body):
+    """Who read what through the service: one entry per read request, never per row.
+
+    ``principal`` is the reader's record (never a credential); ``read`` what was read;
+    ``packet_id`` and ``manifest_hash`` the packet relied on (downloads, proofs,
+    verifications); ``target`` the rest (a seq range, tree sizes, a verification's result).
+    """
+
+    principal: dict[str, Any]
+    read: Literal[
+        "ledger.entries",
+        "ledger.inclusion_proof",
+        "ledger.consistency_proof",
+        "packet.zip",
+        "packet.manifest",
+        "packet.proof",
+        "packet.verify",
+    ]
+    request_id: str | None
+    packet_id: str | None = Field(default=None, pattern=OPAQUE_ID_PATTERN)
+    manifest_hash: BodyDigest | None = None
+    target: dict[str, Any]
+
+
 BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
     {
         Kind.service_started.value: ServiceStartedBody,
@@ -304,6 +401,9 @@ BODY_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
         Kind.approval_denied.value: ApprovalDeniedBody,
         Kind.call_cancelled.value: CallCancelledBody,
         Kind.packet_removed.value: PacketRemovedBody,
+        Kind.replay_started.value: ReplayStartedBody,
+        Kind.replay_finished.value: ReplayFinishedBody,
+        Kind.access_read.value: AccessReadBody,
     }
 )
 

@@ -168,6 +168,9 @@ class CallStatus(BaseModel):
     cancel_requested_at: str | None = Field(
         default=None, description="When DELETE /v1/calls/{id} asked it to stop."
     )
+    claim: dict[str, str | None] | None = Field(
+        default=None, description="The claim verdict (and reason) once ended; null without."
+    )
     links: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
@@ -196,6 +199,11 @@ class CallStatus(BaseModel):
             finished_at=record.finished_at,
             deadline_at=record.deadline_at,
             cancel_requested_at=record.cancel_requested_at,
+            claim=(
+                {"verdict": record.claim_verdict, "reason": record.claim_reason}
+                if record.claim_verdict
+                else None
+            ),
             links={
                 "self": f"/v1/calls/{record.call_id}",
                 "events": f"/v1/calls/{record.call_id}/events",

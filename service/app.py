@@ -42,7 +42,16 @@ from service.problems import (
 )
 from service.readiness import ReadinessProbe
 from service.retention import PeriodicSweeps, RetentionSweeper
-from service.routes import approvals, calls, catalog, health, ledger, packets, problem_docs
+from service.routes import (
+    approvals,
+    calls,
+    catalog,
+    health,
+    ledger,
+    packets,
+    problem_docs,
+    selftest,
+)
 from service.runtime import build_runtime
 from service.settings import Settings
 
@@ -112,6 +121,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         packets.router,
         ledger.router,
         health.router,
+        selftest.router,
         problem_docs.router,
     ):
         app.include_router(router)

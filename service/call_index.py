@@ -53,6 +53,8 @@ calls_table = Table(
     Column("finished_at", String(40)),
     Column("deadline_at", String(40)),  # when a started call must have ended (s0004)
     Column("cancel_requested_at", String(40)),  # DELETE /v1/calls/{id} asked to stop it
+    Column("claim_verdict", String(32)),  # the entry's claim, judged by this call
+    Column("claim_reason", String(32)),
 )
 
 
@@ -76,6 +78,8 @@ class CallRecord:
     finished_at: str | None
     deadline_at: str | None = None
     cancel_requested_at: str | None = None
+    claim_verdict: str | None = None
+    claim_reason: str | None = None
 
     @property
     def done(self) -> bool:

@@ -68,7 +68,7 @@ def submit(
         if earlier is not None:
             return _replay(runtime, executor, earlier, wait_s)
 
-    def claim(call_id: str) -> None:
+    def bind_key(call_id: str) -> None:
         if keyed is None:
             return
         bound = keys.bind(keyed, call_id, format_ts(runtime.clock()))
@@ -76,7 +76,7 @@ def submit(
             raise _BoundElsewhere(bound)
 
     try:
-        accepted = accept(runtime, principal, request, request_id=request_id, claim=claim)
+        accepted = accept(runtime, principal, request, request_id=request_id, before_start=bind_key)
     except _BoundElsewhere as race:
         return _replay(runtime, executor, race.call_id, wait_s)
     if isinstance(accepted, CallResult):  # a dry run

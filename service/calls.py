@@ -70,6 +70,7 @@ from service.packets.tables import (
     TableWritten,
 )
 from service.progress import current_listener
+from service.replay_compare import ledger_chunks
 from service.run_postgres import ROW_SECURITY_REFUSED, is_exhaustive, run_postgres_query
 from service.run_sql import QueryResult, run_query
 from service.runtime import Runtime
@@ -159,7 +160,7 @@ def accept(
     request_id: str | None,
     inputs_from_text: bool = False,
     call_id: str | None = None,
-    claim: Callable[[str], None] | None = None,
+    before_start: Callable[[str], None] | None = None,
 ) -> AcceptedCall | CallResult:
     """Every check, the lease, ``call.started`` and the index row (``created``); nothing runs.
 
@@ -169,7 +170,7 @@ def accept(
     since the seal, lease unavailable), after ledgering it; and the ledger's errors when
     ``call.started`` or the index row cannot be written (then nothing holds the lease).
     ``inputs_from_text`` says the inputs are command-line strings, to be converted by the
-    entry's parameter types. ``claim(call_id)`` runs after every check passed, just before
+    entry's parameter types. ``before_start(call_id)`` runs after every check passed, just before
     ``call.started``: what it raises (an idempotency key bound meanwhile) refuses the start,
     and the lease is given back.
     """
@@ -185,8 +186,8 @@ def accept(
         check_executable_pin(runtime, contract, principal, request)
         lease, contract = take_lease(runtime, contract, principal, request)
         try:
-            if claim is not None:
-                claim(call_id)
+            if before_start is not None:
+                before_start(call_id)
             return _start(runtime, contract, lease)
         except BaseException:
             if lease is not None:
@@ -221,6 +222,19 @@ def _start(runtime: Runtime, contract: CallContract, lease: Lease | None) -> Acc
         _abandon(runtime, contract, started.seq, f"not run: {exc.message}")
         raise
     return AcceptedCall(contract, lease, started.seq, started_at)
+
+
+def _lease_still_held(runtime: Runtime, accepted: AcceptedCall, now: datetime) -> bool:
+    """Renew the call's lease for its whole run from ``now``; False when it was reclaimed.
+
+    The lease was taken at acceptance; a call that waited for a thread starts its run with
+    a full TTL, or not at all when its lease expired and was reclaimed meanwhile.
+    """
+    lease, terms = accepted.lease, accepted.contract.lease
+    if lease is None or terms is None:
+        return True
+    ttl = timedelta(milliseconds=terms.ttl_ms)
+    return runtime.leases.renew(lease, ttl=ttl, now=now) is not None
 
 
 def _deadline_ms(contract: CallContract) -> int:
@@ -280,6 +294,7 @@ class _Ran:
     error: str | None = None
     command: CommandOutcome | None = None
     row_security: bool = False  # the engine refused: row security would filter rows
+    engine_version: str | None = None  # the source engine's, as it ran (replays compare it)
 
     @property
     def complete(self) -> bool | None:
@@ -308,6 +323,14 @@ def _run(runtime: Runtime, accepted: AcceptedCall, cancel: CancelToken) -> CallR
                 started_seq=started.started_seq,
                 error="interrupted: not started before its deadline",
             )
+        if not _lease_still_held(runtime, accepted, now):
+            gone = _Ran(
+                Verdict.blocked,
+                0,
+                error="not run: its lease expired while it waited for a thread, and the slot "
+                "may be in use",
+            )
+            return _finish(runtime, contract, started.started_seq, gone)
     except LedgerError as exc:
         _abandon(runtime, contract, started.started_seq, f"not run: {exc.message}")
         raise
@@ -426,6 +449,7 @@ def _run_query(
                 column_types=types,
                 progress=_progress(runtime, contract, cancel),
             )
+            engine_version = result.engine_version
     except QueryTimedOut as exc:
         return _Ran(Verdict.timed_out, elapsed(), error=exc.message)
     except (QueryFailed, SourceUnavailable, PacketBuildError) as exc:
@@ -435,7 +459,7 @@ def _run_query(
         return _Ran(Verdict.error_running, elapsed(), error=str(exc))
     except CallCancelled as exc:
         return _Ran(Verdict.error_running, elapsed(), error=f"cancelled: {exc.reason}")
-    return _Ran(Verdict.ran_clean, elapsed(), written=written)
+    return _Ran(Verdict.ran_clean, elapsed(), written=written, engine_version=engine_version)
 
 
 def _engine_format(contract: CallContract) -> TableFormat | None:
@@ -527,6 +551,9 @@ def _finish(
             "duration_ms": ran.duration_ms,
             "complete": complete,
             "error": ran.error,
+            "chunks": ledger_chunks(record) if record else None,  # replays locate drift by them
+            "engine_version": ran.engine_version,
+            "claim": claim.model_dump(mode="json") if claim is not None else None,
             **command,
         },
         runtime.clock(),
@@ -555,6 +582,8 @@ def _finish(
         rows=record.rows if record else None,
         bytes=record.bytes if record else None,
         finished_at=format_ts(runtime.clock()),
+        claim_verdict=claim.verdict if claim is not None else None,
+        claim_reason=claim.reason if claim is not None else None,
     )
     if staged is not None and builder is not None:
         # Visible only now that the entry issuing it is durable and the index names it.
@@ -618,11 +647,14 @@ def _stage_packet(
         service=ServiceRef(
             version=runtime.build.version, module_sha256=runtime.build.module_sha256
         ),
+        entry_title=entry.title,
     )
     return staged, claim
 
 
-def _claim_verdict(entry: Entry, contract: CallContract, ran: _Ran, *, issued: bool) -> Claim | None:
+def _claim_verdict(
+    entry: Entry, contract: CallContract, ran: _Ran, *, issued: bool
+) -> Claim | None:
     """The verdict this run gives the entry's claim (:mod:`service.claims`); None without one.
 
     ``issued`` says a packet holds the result: without one, no row is evidence.

@@ -42,6 +42,8 @@ from service.packets.manifest import Claim as ClaimVerdictRecord
 from service.verdicts import Verdict
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from catalog.model import Claim
     from service.packets.manifest import ClaimReason, ClaimVerdict
 
@@ -73,9 +75,9 @@ class RunFacts:
 def is_snapshot(engine: str, controls: tuple[str, ...]) -> bool:
     """Whether a run with this boundary read one read-only snapshot (no other engine does)."""
     if engine == "postgresql":
-        return POSTGRES_SNAPSHOT <= set(controls)
+        return set(controls) >= POSTGRES_SNAPSHOT
     if engine == "sqlite":
-        return SQLITE_SNAPSHOT <= set(controls)
+        return set(controls) >= SQLITE_SNAPSHOT
     return False
 
 
@@ -87,25 +89,66 @@ def judge_claim(claim: Claim, facts: RunFacts) -> ClaimVerdictRecord:
     )
 
 
+@dataclass(frozen=True)
+class _Case:
+    """Private: the run's facts and the claim's bounds, as the rules read them."""
+
+    facts: RunFacts
+    surface: str
+    empty: bool  # expect = "empty": no row allowed
+    max_rows: int | None
+    min_rows: int | None
+
+    @property
+    def issued(self) -> bool:
+        """A packet holds the result of a run that ended ``ran_clean``."""
+        return self.facts.rows is not None and self.facts.verdict is Verdict.ran_clean
+
+    @property
+    def rows(self) -> int:
+        return self.facts.rows or 0
+
+    @property
+    def over(self) -> bool:
+        """More rows than the claim allows (seen in the packet)."""
+        return self.issued and self.max_rows is not None and self.rows > self.max_rows
+
+
+_Rule = tuple["Callable[[_Case], bool]", "ClaimVerdict", "ClaimReason | None"]
+# The module docstring's rules, in order: the first whose test holds decides.
+_RULES: tuple[_Rule, ...] = (
+    (lambda c: not c.issued and c.facts.verdict is Verdict.timed_out, "NOT_EVIDENCED", "timed_out"),
+    (lambda c: not c.issued and c.facts.row_security, "NOT_EVIDENCED", "row_security"),
+    (lambda c: not c.issued, "NOT_EVIDENCED", "error"),
+    (lambda c: c.over and c.empty, "EVIDENCE_PRESENT", None),
+    (lambda c: c.over, "NOT_EVIDENCED", "bound_exceeded"),
+    (lambda c: c.surface != "exhaustive", "NOT_EVIDENCED", "scoped_surface"),
+    (lambda c: not c.facts.complete, "NOT_EVIDENCED", "truncated"),
+    (
+        lambda c: c.facts.engine == "postgresql" and "row_security_off" not in c.facts.controls,
+        "NOT_EVIDENCED",
+        "row_security",
+    ),
+    (lambda c: not is_snapshot(c.facts.engine, c.facts.controls), "NOT_EVIDENCED", "no_snapshot"),
+    (
+        lambda c: c.min_rows is not None and c.rows < c.min_rows,
+        "NOT_EVIDENCED",
+        "bound_not_met",
+    ),
+)
+
+
 def _decide(claim: Claim, facts: RunFacts) -> tuple[ClaimVerdict, ClaimReason | None]:
-    """Private: the rules of the module docstring, in order; the last line proves."""
-    empty = isinstance(claim.expect, str)  # "empty": no row allowed
-    max_rows = 0 if isinstance(claim.expect, str) else claim.expect.max_rows
-    min_rows = None if isinstance(claim.expect, str) else claim.expect.min_rows
-    if facts.rows is None or facts.verdict is not Verdict.ran_clean:  # 1
-        if facts.verdict is Verdict.timed_out:
-            return "NOT_EVIDENCED", "timed_out"
-        return "NOT_EVIDENCED", "row_security" if facts.row_security else "error"
-    if max_rows is not None and facts.rows > max_rows:  # 2
-        return ("EVIDENCE_PRESENT", None) if empty else ("NOT_EVIDENCED", "bound_exceeded")
-    if claim.surface != "exhaustive":  # 3
-        return "NOT_EVIDENCED", "scoped_surface"
-    if not facts.complete:  # 4
-        return "NOT_EVIDENCED", "truncated"
-    if facts.engine == "postgresql" and "row_security_off" not in facts.controls:  # 5
-        return "NOT_EVIDENCED", "row_security"
-    if not is_snapshot(facts.engine, facts.controls):  # 6
-        return "NOT_EVIDENCED", "no_snapshot"
-    if min_rows is not None and facts.rows < min_rows:  # 7
-        return "NOT_EVIDENCED", "bound_not_met"
-    return "ABSENT", None  # 8
+    """Private: the first rule that holds; when none does, the run proves the claim."""
+    bound = None if isinstance(claim.expect, str) else claim.expect
+    case = _Case(
+        facts=facts,
+        surface=claim.surface,
+        empty=bound is None,
+        max_rows=0 if bound is None else bound.max_rows,
+        min_rows=None if bound is None else bound.min_rows,
+    )
+    for test, verdict, reason in _RULES:
+        if test(case):
+            return verdict, reason
+    return "ABSENT", None

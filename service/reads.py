@@ -2,6 +2,8 @@
 
 A read that policy denies raises :class:`PolicyDenied`; an unknown id raises
 :class:`NotFound` whether or not the caller could have read it, so ids do not leak.
+Reads of evidence (ledger pages, proofs, packets; not the checkpoint) are ledgered as
+``access.read`` once policy allowed them (:mod:`service.read_audit`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from catalog.digest import DigestSet
 from catalog.ids import is_opaque_id
 from ledger.entry import Entry as LedgerEntry
 from ledger.store import StoredCheckpoint
@@ -18,6 +21,7 @@ from service.errors import NotFound, PacketRemoved, PolicyDenied
 from service.identity import PLATFORM_TENANT, Principal
 from service.policy import Action, entry_entity, require_ledger_reader
 from service.proofs import InclusionProof
+from service.read_audit import Read, record_read
 from service.retention import removed_seq
 from service.runtime import Runtime
 
@@ -50,12 +54,21 @@ def list_calls(runtime: Runtime, principal: Principal, query: CallQuery) -> list
     return runtime.calls.search(query)
 
 
-def packet_path(runtime: Runtime, principal: Principal, packet_id: str) -> Path:
+def packet_path(
+    runtime: Runtime,
+    principal: Principal,
+    packet_id: str,
+    *,
+    read: Read = "packet.zip",
+) -> Path:
     """The published zip of ``packet_id``, after policy ``read_packet`` allowed it.
 
     Raises :class:`PacketRemoved` (its ``packet.removed`` seq) once retention removed it.
+    ``read`` names what is read of it (``packet.zip``, ``packet.manifest``) in its
+    ``access.read`` entry.
     """
-    _, path = _readable_packet(runtime, principal, packet_id)
+    record, path = _readable_packet(runtime, principal, packet_id)
+    _record_packet_read(runtime, principal, read, record)
     return path
 
 
@@ -68,7 +81,30 @@ def packet_proof(runtime: Runtime, principal: Principal, packet_id: str) -> Incl
     record, _ = _readable_packet(runtime, principal, packet_id, removed_ok=True)
     if record.packet_seq is None:  # pragma: no cover - a published packet has its entry
         raise NotFound("packet", packet_id)
-    return proofs.inclusion_proof(runtime, record.packet_seq)
+    # Proven first, recorded after: the proof is against the checkpoint the reader may
+    # already hold, not one that its own access.read entry made the ledger outgrow.
+    proof = proofs.inclusion_proof(runtime, record.packet_seq)
+    _record_packet_read(runtime, principal, "packet.proof", record)
+    return proof
+
+
+def _record_packet_read(
+    runtime: Runtime, principal: Principal, read: Read, record: CallRecord
+) -> None:
+    """Private: ledger a read of the packet of ``record``, with the manifest hash it was issued."""
+    issued = (
+        DigestSet(sha256=record.manifest_sha256, blake3=record.manifest_blake3)
+        if record.manifest_sha256 and record.manifest_blake3
+        else None
+    )
+    record_read(
+        runtime,
+        principal,
+        read,
+        target={"call_id": record.call_id, "packet_seq": record.packet_seq},
+        packet_id=record.packet_id,
+        manifest_hash=issued,
+    )
 
 
 def _readable_packet(
@@ -112,12 +148,18 @@ def ledger_entries(
 ) -> tuple[int, list[LedgerEntry]]:
     """Ledger size and up to ``limit`` entries from ``start``, for ledger readers."""
     _require_ledger_reader(runtime, principal)
+    page = min(limit, MAX_LEDGER_PAGE)
+    record_read(runtime, principal, "ledger.entries", target={"start": start, "limit": page})
     size = runtime.ledger.size()
-    return size, runtime.ledger.list_entries(start, min(limit, MAX_LEDGER_PAGE))
+    return size, runtime.ledger.list_entries(start, page)
 
 
 def ledger_checkpoint(runtime: Runtime, principal: Principal) -> StoredCheckpoint:
-    """The latest checkpoint (signed first when the ledger grew), for ledger readers."""
+    """The latest checkpoint (signed first when the ledger grew), for ledger readers.
+
+    Not ledgered (:mod:`service.read_audit` says why): a checkpoint must stay the same for
+    every reader until the ledger grows.
+    """
     _require_ledger_reader(runtime, principal)
     return proofs.latest_checkpoint(runtime)
 
@@ -127,7 +169,9 @@ def ledger_inclusion_proof(
 ) -> InclusionProof:
     """Entry ``seq`` in the checkpoint of ``size`` (the latest when None), for ledger readers."""
     _require_ledger_reader(runtime, principal)
-    return proofs.inclusion_proof(runtime, seq, size)
+    proof = proofs.inclusion_proof(runtime, seq, size)  # then recorded, as packet_proof says
+    record_read(runtime, principal, "ledger.inclusion_proof", target={"seq": seq, "size": size})
+    return proof
 
 
 def ledger_consistency_proof(
@@ -135,7 +179,9 @@ def ledger_consistency_proof(
 ) -> list[bytes]:
     """The proof that the tree of ``new`` entries extends that of ``old``, for ledger readers."""
     _require_ledger_reader(runtime, principal)
-    return proofs.consistency_proof(runtime, old, new)
+    proof = proofs.consistency_proof(runtime, old, new)
+    record_read(runtime, principal, "ledger.consistency_proof", target={"old": old, "new": new})
+    return proof
 
 
 def _require_ledger_reader(runtime: Runtime, principal: Principal) -> None:

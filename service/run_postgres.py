@@ -153,6 +153,7 @@ def run_postgres_query(
                         iter(()),
                         column_types=tuple(column_type(oid) for oid in plan.oids),
                         encoded=EncodedRows(copy_format, lines),
+                        engine_version=conn.info.parameter_status("server_version"),
                     )
                 return
             cursor = psycopg.RawCursor(conn)
@@ -166,7 +167,12 @@ def run_postgres_query(
             raise _translate(exc.error, timeout_ms) from exc.error
         except psycopg.Error as exc:
             raise _translate(exc, timeout_ms) from exc
-        yield QueryResult(columns, _rows(first, stream, timeout_ms), column_types=types)
+        yield QueryResult(
+            columns,
+            _rows(first, stream, timeout_ms),
+            column_types=types,
+            engine_version=conn.info.parameter_status("server_version"),
+        )
     finally:
         # Closing psycopg's generator cancels a statement still running, then drains it.
         close_stream = getattr(stream, "close", None)

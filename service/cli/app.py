@@ -22,12 +22,15 @@ import typer
 from catalog.errors import CatalogError
 from service.cli.approvals import approvals_app
 from service.cli.db import db_app
+from service.cli.gate import gate
 from service.cli.keys import keys_app
 from service.cli.ledger import ledger_app
 from service.cli.output import fail
 from service.cli.packets import packet_app
 from service.cli.packets_admin import packets_app
 from service.cli.remote import remote_app
+from service.cli.replay import ledger_replay
+from service.cli.selftest import selftest
 from service.cli.session import ConfigOption, caller_session, load_settings, parse_params
 from service.problems import EXIT_USAGE
 
@@ -49,6 +52,9 @@ app.add_typer(packet_app, name="packet")
 app.add_typer(remote_app, name="remote")
 app.add_typer(packets_app, name="packets")
 app.add_typer(schemas_app, name="schemas")
+app.command("gate")(gate)
+app.command("selftest")(selftest)
+ledger_app.command("replay")(ledger_replay)
 
 CatalogDir = Annotated[
     Path, typer.Argument(help="Catalog directory (catalog.toml).", file_okay=False)

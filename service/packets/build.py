@@ -11,8 +11,9 @@ Lifecycle of a :class:`PacketBuilder`::
 Nothing is visible under ``packet_root`` before :meth:`PacketBuilder.publish`:
 the bag is written to ``packet_root/.staging/<packet_id>/``, zipped to
 ``packet_root/.staging/<packet_id>.zip``, and renamed to
-``packet_root/<packet_id>.zip`` with ``os.replace``. Every file and directory
-is fsynced before it is relied on.
+``packet_root/<packet_id>.zip`` with ``os.replace``. The zip and the folders
+holding it are fsynced before they are relied on; the bag's payload files are
+scratch, read back from the page cache into the zip and never fsynced themselves.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from service.packets.manifest import (
     manifest_bytes,
     manifest_hash,
 )
+from service.packets.report_html import REPORT_NAME, render_report_html
 from service.packets.staging_lock import LOCK_SUFFIX, StagingLock
 from service.packets.tables import (
     DEFAULT_CHUNK_BYTES,
@@ -99,18 +101,21 @@ def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> Non
     """Zip the bag's ``names`` under ``root/`` deterministically and fsync the zip.
 
     Entries are sorted, each stamped 1980-01-01 00:00:00 with mode 0644, with no
-    directory entries and no comment, so the same bag gives the same bytes. A
-    file of up to :data:`ZIP_STORE_ABOVE` bytes (every tag file, a small result) is
-    deflated at zlib's default level 6; a larger one is stored as it is, so the
-    method too follows from the bag alone.
+    directory entries and no comment, so the same bag gives the same bytes. A file
+    of up to :data:`ZIP_STORE_ABOVE` bytes (the tag files, a small result) is
+    deflated at zlib's default level 6; a larger one is stored as it is: the method
+    too follows from the bag alone.
 
-    The trade, measured on the 5,000,000-row CSV of bench/streaming.py (351 MB, on
-    2 cores): deflating it at level 6 took 4.5 s (53 MB in the zip), at level 1
-    1.3 s (69 MB), storing it 0.25 s (351 MB). A finished packet at the speed of
-    ``psql \\copy`` leaves no room for deflate, so large packets are about 5 to 7
-    times bigger than deflated ones would be; whoever moves them can compress the
-    transfer. Nothing here is fsynced but the zip: the bag is scratch, removed
-    once the zip is durable, and the zip is copied from the page cache.
+    The trade, measured on bench/streaming.py's 5,000,000-row results (2 cores):
+    the PostgreSQL CSV, 351 MB, took 5.7 s of CPU to deflate at level 6 (67 MB in
+    the zip) and 1.7 s at level 1 (76 MB), against about 0.3 s to store; the JSON
+    Lines, 596 MB, 5.5 s (74 MB) and 1.9 s (82 MB). Exporting the rows takes about
+    3.5 s, so any deflate would keep a finished packet far from the speed of psql's
+    own copy to a file; large packets are instead 5 to 8 times bigger than level 6
+    would make them. Whoever moves them can compress the transfer.
+
+    Only the zip is fsynced: the bag's files are scratch, read back from the page
+    cache once, and removed when the zip is durable.
     """
     with zip_path.open("xb") as raw:
         with zipfile.ZipFile(raw, "w") as archive:
@@ -367,11 +372,14 @@ class PacketBuilder:
         claim: Claim | None,
         ledger: LedgerRef,
         service: ServiceRef,
+        entry_title: str | None = None,
     ) -> StagedPacket:
         """Write the tag files and the deterministic zip; nothing is published yet.
 
         Refuses ``complete=True`` when a payload file was cut at its limit.
-        The staged bag folder is removed once the zip is durable.
+        The staged bag folder is removed once the zip is durable. ``report.html``
+        (:mod:`service.packets.report_html`) shows ``entry_title``; it is written after
+        ``packet.json``, so it can show the manifest hash.
         """
         self._require("open", "finish")
         cut = sorted(path for path, item in self._written.items() if not item.complete)
@@ -411,6 +419,10 @@ class PacketBuilder:
                 self.packet_id, stamp, written, self._descriptions
             ),
         }
+        # A tag file, covered by tagmanifest-sha256.txt; packet.json does not list it.
+        tags[REPORT_NAME] = render_report_html(
+            manifest, manifest_hash(manifest), entry_title=entry_title
+        )
         for name, data in tags.items():
             _write_file(self.bag / name, data)
         tag_digests = {name: hashlib.sha256(data).hexdigest() for name, data in tags.items()}

@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from catalog.authority import AuthorityStatus
 from ledger.errors import KeyFormatError
 from ledger.keys import parse_verifier_key
-from service import reads
+from service import read_audit, reads
 from service.deps import PrincipalDep, RuntimeDep
+from service.identity import Principal
 from service.packets.bag_checks import verify_bag_file
 from service.packets.errors import NotAPacketZip, PacketTooLarge
 from service.packets.options import parse_pin
@@ -62,7 +63,7 @@ def get_packet(packet_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> 
 @router.get("/{packet_id}/manifest", responses=_REMOVED)
 def get_manifest(packet_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """packet.json exactly as in the bag (its JCS bytes: hash them to get manifest_hash)."""
-    path = reads.packet_path(runtime, principal, packet_id)
+    path = reads.packet_path(runtime, principal, packet_id, read="packet.manifest")
     with ZipPacketReader(path) as reader:
         data = reader.read("packet.json")
     return Response(content=data, media_type="application/json")
@@ -193,17 +194,30 @@ def _evidence(options: VerifyOptions, runtime: Runtime) -> InclusionEvidence | N
     )
 
 
-def _verify(path: Path, options: VerifyOptions, evidence: InclusionEvidence | None) -> VerifyReport:
-    """Private: the checks on the saved upload (run in a worker thread)."""
+def _verify(
+    runtime: Runtime,
+    principal: Principal,
+    path: Path,
+    options: VerifyOptions,
+    evidence: InclusionEvidence | None,
+) -> VerifyReport:
+    """Private: the checks on the saved upload (run in a worker thread), then ledgered.
+
+    Who verified which packet (and whether it passed) becomes an ``access.read`` entry
+    (:mod:`service.read_audit`) before the report is returned.
+    """
     if options.bag_only:
-        return verify_bag_file(path)
-    return verify_packet_file(
-        path,
-        expect_manifest_hash=options.expect_manifest_hash,
-        require_authority=options.require_authority,
-        trusted_catalog_digests=tuple(options.trust_catalog),
-        inclusion=evidence,
-    )
+        report = verify_bag_file(path)
+    else:
+        report = verify_packet_file(
+            path,
+            expect_manifest_hash=options.expect_manifest_hash,
+            require_authority=options.require_authority,
+            trusted_catalog_digests=tuple(options.trust_catalog),
+            inclusion=evidence,
+        )
+    read_audit.record_verification(runtime, principal, report)
+    return report
 
 
 async def _save(request: Request, target: Path, limit: int) -> None:
@@ -267,7 +281,7 @@ _PROBLEM: dict[str, Any] = {
 async def verify_packet_upload(
     request: Request,
     runtime: RuntimeDep,
-    principal: PrincipalDep,  # noqa: ARG001 - authenticated like every route
+    principal: PrincipalDep,
     options: Annotated[VerifyOptions, Query()],
 ) -> VerifyReport:
     """Verify an uploaded packet: the checks of 'govex packet verify', the report of '--json'.
@@ -286,4 +300,4 @@ async def verify_packet_upload(
     with tempfile.TemporaryDirectory(prefix="govex-verify-") as directory:
         path = Path(directory) / _UPLOAD_FILE
         await _save(request, path, limit)
-        return await run_in_threadpool(_verify, path, options, evidence)
+        return await run_in_threadpool(_verify, runtime, principal, path, options, evidence)

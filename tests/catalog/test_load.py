@@ -236,7 +236,7 @@ def test_invalid_utf8_sql_names_the_sql_file() -> None:
         pytest.param(HEADER + '[[command]]\nid = "c"\ntitle = "C"\nargv = ["/bin/true"]\n', [(7, "c", "mutating", "required key missing")], id="mutating-required"),
         pytest.param(HEADER + '[[command]]\nid = "c"\ntitle = "C"\nargv = ["/bin/echo", "{x}"]\nmutating = false\nexit_codes = { "256" = "ran_clean" }\n', [(10, "c", "argv.1", "undeclared parameter 'x'"), (12, "c", "exit_codes.256", "exit code must be a decimal 0..255")], id="command-template"),
         pytest.param(HEADER + '[[command]]\nid = "c"\ntitle = "C"\nargv = ["/bin/echo"]\nmutating = false\nexit_codes = { "0" = "blocked" }\n', [(12, "c", "exit_codes.0", "Input should be 'ran_clean', 'ran_with_drift' or 'error_running' (got 'blocked')")], id="exit-verdict"),
-        pytest.param(HEADER + '[[query]]\nid = "q"\ntitle = "Q"\nsource = "demo"\nsql = "q.sql"\nclaim = { expect = "maybe", surface = "exhaustive" }\n', [(12, "q", "claim.expect", "Input should be 'absent' or 'present' (got 'maybe')")], id="claim"),
+        pytest.param(HEADER + '[[query]]\nid = "q"\ntitle = "Q"\nsource = "demo"\nsql = "q.sql"\nclaim = { expect = "maybe", surface = "exhaustive" }\n', [(12, "q", "claim.expect", 'expect is "empty" or a row-count bound such as { max_rows = 10 } (got \'maybe\')')], id="claim"),
     ],
 )  # fmt: skip
 def test_structure_problems(toml: str, expected: list[tuple[object, ...]]) -> None:

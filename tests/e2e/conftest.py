@@ -60,7 +60,7 @@ id = "items.missing"
 title = "Items with a negative amount (there are none)"
 source = "items"
 sql = "queries/missing.sql"
-claim = { expect = "absent", surface = "exhaustive" }
+claim = { expect = "empty", surface = "exhaustive" }
 
 [[query]]
 id = "items.first_ten"

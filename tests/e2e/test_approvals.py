@@ -22,6 +22,7 @@ from service.cli.app import app
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.e2e.conftest import make_world
+from tests.e2e.servers import world_env
 
 APPROVAL_TOML = """
 [[query]]
@@ -258,12 +259,7 @@ def test_an_approval_goes_stale_when_the_entry_changes(
 
 def test_govex_approvals_grant_and_list_from_the_command_line(approval_world: Settings) -> None:
     env = {
-        "GOVEX_CATALOG_DIR": str(approval_world.catalog_dir),
-        "GOVEX_SOURCES": json.dumps(approval_world.sources),
-        "GOVEX_KEYS_FILE": str(approval_world.keys_file),
-        "GOVEX_LEDGER_URL": approval_world.ledger_url,
-        "GOVEX_PACKET_ROOT": str(approval_world.packet_root),
-        "GOVEX_ORIGIN": approval_world.origin,
+        **world_env(approval_world),
     }
     grant = ["approvals", "grant", "--entry", ENTRY, "--requester", "alice"]
     grant += ["--requester-tenant", "acme", "-p", "tenant=acme", "-p", "min_amount=10"]

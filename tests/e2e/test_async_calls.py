@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,14 @@ argv = ["{bin}/sleep"]
 mutating = false
 timeout_ms = 30000
 """
+LEASED_TOML = """
+[[query]]
+id = "items.leased"
+title = "One run at a time"
+source = "items"
+sql = "queries/all.sql"
+lease = { max_concurrent = 1 }
+"""
 SLEEP_SCRIPT = "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n"
 
 
@@ -52,7 +60,8 @@ def async_world(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     script.chmod(0o755)
     catalog = tmp_path / "catalog"
     (catalog / "queries").mkdir(parents=True)
-    (catalog / "catalog.toml").write_text(CATALOG_TOML + SLEEP_TOML.replace("{bin}", str(bin_dir)))
+    toml = CATALOG_TOML + SLEEP_TOML.replace("{bin}", str(bin_dir)) + LEASED_TOML
+    (catalog / "catalog.toml").write_text(toml)
     for name, text in QUERIES.items():
         (catalog / "queries" / name).write_text(text)
     write_seal(catalog / SEAL_FILE, compute_seal(load_catalog_dir(catalog), datetime.now(UTC)))
@@ -285,3 +294,35 @@ def test_a_call_reaped_while_waiting_for_a_thread_never_runs(
     ]
     assert len(finished) == 1  # the reaper's; the late run added none
     assert list(async_world.packet_root.glob("*.zip")) == []
+
+
+def test_a_call_whose_lease_was_reclaimed_while_it_waited_is_blocked_not_run(
+    client: TestClient,
+) -> None:
+    runtime = _runtime(client)
+    principal = runtime.auth.authenticate("Bearer tok-alice", runtime.clock())
+    accepted = accept(runtime, principal, CallRequest(entry="items.leased"), request_id=None)
+    assert isinstance(accepted, AcceptedCall)
+    assert accepted.lease is not None
+    # It waited past its lease's TTL; the lease was reclaimed and another call took the slot.
+    assert runtime.leases.release(accepted.lease)
+    other = runtime.leases.acquire(
+        "items.leased",
+        "01OTHERCALL",
+        max_concurrent=1,
+        ttl=timedelta(seconds=30),
+        now=runtime.clock(),
+    )
+    result = run_accepted(runtime, accepted)
+    assert (result.verdict, result.packet_id) == (Verdict.blocked, None)
+    assert "lease expired while it waited" in (result.error or "")
+    assert runtime.leases.release(other)  # the other call's lease was left alone
+
+
+def test_a_call_that_starts_renews_its_lease_for_its_whole_run(client: TestClient) -> None:
+    runtime = _runtime(client)
+    principal = runtime.auth.authenticate("Bearer tok-alice", runtime.clock())
+    accepted = accept(runtime, principal, CallRequest(entry="items.leased"), request_id=None)
+    assert isinstance(accepted, AcceptedCall)
+    result = run_accepted(runtime, accepted)
+    assert result.verdict == Verdict.ran_clean

@@ -16,17 +16,13 @@ from typer.testing import CliRunner
 from ledger.store import LedgerStore
 from service.cli import app
 from service.settings import Settings
+from tests.e2e.servers import world_env
 
 
 def _env(world: Settings, **extra: str) -> dict[str, str]:
     token = "tok-alice"  # the e2e keys file issues tok-<name> (conftest)
     return {
-        "GOVEX_CATALOG_DIR": str(world.catalog_dir),
-        "GOVEX_SOURCES": json.dumps(world.sources),
-        "GOVEX_KEYS_FILE": str(world.keys_file),
-        "GOVEX_LEDGER_URL": world.ledger_url,
-        "GOVEX_PACKET_ROOT": str(world.packet_root),
-        "GOVEX_ORIGIN": world.origin,
+        **world_env(world),
         "GOVEX_API_KEY": token,
         **extra,
     }

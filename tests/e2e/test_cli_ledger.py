@@ -26,6 +26,7 @@ from ledger.merkle import verify_consistency
 from ledger.tlog_proof import parse_tlog_proof, verify_tlog_proof
 from service.cli import app
 from service.masking import MaskingKey
+from tests.e2e.servers import world_env
 from tests.pg_harness import SERVICE_PASSWORD
 
 if TYPE_CHECKING:
@@ -44,12 +45,7 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, 
 
 def _env(world: Settings, **extra: str) -> dict[str, str]:
     return {
-        "GOVEX_CATALOG_DIR": str(world.catalog_dir),
-        "GOVEX_SOURCES": json.dumps(world.sources),
-        "GOVEX_KEYS_FILE": str(world.keys_file),
-        "GOVEX_LEDGER_URL": world.ledger_url,
-        "GOVEX_PACKET_ROOT": str(world.packet_root),
-        "GOVEX_ORIGIN": world.origin,
+        **world_env(world),
         "GOVEX_API_KEY": "tok-alice",  # conftest issues tok-<name>
         **extra,
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.servers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEMO_TOKEN = "gvx-demo-alice"  # examples/demo/TOKENS.md: public, demo only
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +49,7 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(demo_env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(BIN / "govex"), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=demo_env,
@@ -168,7 +162,12 @@ def test_the_readme_absence_example_proves_absence(server: str) -> None:
     )
     result = response.json()
     assert (result["rows"], result["complete"]) == (0, True)
-    assert result["claim"] == {"expect": "absent", "surface": "exhaustive", "verdict": "ABSENT"}
+    assert result["claim"] == {
+        "expect": "empty",
+        "surface": "exhaustive",
+        "verdict": "ABSENT",
+        "reason": None,
+    }
 
 
 def test_the_readme_command_example_runs_date(server: str) -> None:

@@ -147,7 +147,12 @@ def test_max_rows_cut_is_never_silent(client: TestClient) -> None:
 def test_exhaustive_absence_claim_is_evaluated(client: TestClient) -> None:
     result = _call(client, "alice", "items.missing").json()
     assert result["rows"] == 0
-    assert result["claim"] == {"expect": "absent", "surface": "exhaustive", "verdict": "ABSENT"}
+    assert result["claim"] == {
+        "expect": "empty",
+        "surface": "exhaustive",
+        "verdict": "ABSENT",
+        "reason": None,
+    }
 
 
 def test_bad_parameters_are_refused_by_name_and_ledgered(
@@ -394,3 +399,21 @@ def test_openapi_documents_a_problem_for_every_operation_with_every_problem_type
     assert "HTTPValidationError" not in str(document["paths"])
     call_request = document["components"]["schemas"]["CallRequest"]
     assert call_request["examples"][0]["entry"] == "invoices.unpaid"
+
+
+def test_a_calls_claim_verdict_is_in_its_status_and_its_ledger_entry(
+    client: TestClient, world: Settings
+) -> None:
+    result = _call(client, "alice", "items.missing").json()
+    assert result["claim"]["verdict"] in {"ABSENT", "EVIDENCE_PRESENT", "NOT_EVIDENCED"}
+    status = client.get(f"/v1/calls/{result['call_id']}", headers=auth("alice")).json()
+    assert status["claim"] == {
+        "verdict": result["claim"]["verdict"],
+        "reason": result["claim"]["reason"],
+    }
+    finished = _ledger(world)[result["ledger"]["finished"]]
+    assert finished["body"]["claim"] == result["claim"]
+    plain = _call(client, "alice", "items.all").json()  # an entry with no claim
+    assert (
+        client.get(f"/v1/calls/{plain['call_id']}", headers=auth("alice")).json()["claim"] is None
+    )

@@ -4,32 +4,22 @@ error, and every error answer is an RFC 9457 problem."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from ledger.keys import SignerKey
 from service.app import create_app
 from service.settings import Settings
 from tests.e2e.conftest import make_world
+from tests.e2e.servers import running_uvicorn
 
 EXAMPLES = 12
 PROBLEM = "application/problem+json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +29,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     key_file = folder / "ledger.key"  # checkpoints and proofs work: no 503 no_signing_key
     key_file.write_text(SignerKey.generate(world.origin).text())
     world = world.model_copy(update={"ledger_key_file": key_file, "checkpoint_interval_s": 0})
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(world), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped before it started"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running_uvicorn(create_app(world)) as url:
+        yield url
 
 
 @schemathesis.serializer("application/zip")

@@ -29,6 +29,7 @@ from service.packets.verify import verify_packet
 from service.run_postgres import BOUNDARY_POSTGRES, BOUNDARY_POSTGRES_EXHAUSTIVE
 from service.settings import Settings
 from tests.e2e.conftest import write_keys
+from tests.e2e.servers import world_env
 from tests.pg_harness import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,14 +70,14 @@ id = "sales.negative"
 title = "Orders with a negative amount (there are none)"
 source = "sales"
 sql = "queries/negative.sql"
-claim = { expect = "absent", surface = "exhaustive" }
+claim = { expect = "empty", surface = "exhaustive" }
 
 [[query]]
 id = "sales.snapshot"
 title = "How an exhaustive entry's transaction runs"
 source = "sales"
 sql = "queries/snapshot.sql"
-claim = { expect = "present", surface = "exhaustive" }
+claim = { expect = { min_rows = 1 }, surface = "exhaustive" }
 
 [[query]]
 id = "sales.slow"
@@ -226,7 +227,12 @@ def test_calls_on_a_postgresql_source_record_its_boundary_and_never_its_password
     assert re.fullmatch(r"2024-\d\d-\d\d|2025-\d\d-\d\d", rows[0]["placed"])
 
     assert negative["verdict"] == "ran_clean"
-    assert negative["claim"] == {"expect": "absent", "surface": "exhaustive", "verdict": "ABSENT"}
+    assert negative["claim"] == {
+        "expect": "empty",
+        "surface": "exhaustive",
+        "verdict": "ABSENT",
+        "reason": None,
+    }
     assert negative["contract"]["boundary"]["controls"] == list(BOUNDARY_POSTGRES_EXHAUSTIVE)
     assert _packet_rows(pg_client, snapshot, tmp_path) == [
         {"isolation": "serializable", "read_only": "on", "deferrable": "on", "row_security": "off"}
@@ -246,12 +252,7 @@ def test_calls_on_a_postgresql_source_record_its_boundary_and_never_its_password
 
 def test_the_cli_shows_no_password_either(pg_world: Settings, tmp_path: Path) -> None:
     env = {
-        "GOVEX_CATALOG_DIR": str(pg_world.catalog_dir),
-        "GOVEX_SOURCES": json.dumps(pg_world.sources),
-        "GOVEX_KEYS_FILE": str(pg_world.keys_file),
-        "GOVEX_LEDGER_URL": pg_world.ledger_url,
-        "GOVEX_PACKET_ROOT": str(pg_world.packet_root),
-        "GOVEX_ORIGIN": pg_world.origin,
+        **world_env(pg_world),
         "GOVEX_API_KEY": "tok-alice",
     }
     runner = CliRunner()

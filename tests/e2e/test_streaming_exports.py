@@ -41,6 +41,7 @@ from service.progress import reporting_to
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
 from tests.e2e.conftest import write_keys
+from tests.e2e.servers import world_env
 from tests.pg_harness import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,12 +264,7 @@ def test_progress_reaches_the_call_index_and_the_listener_while_running(
 
 def test_the_cli_writes_parquet_and_refuses_an_unknown_format(world: Settings) -> None:
     env = {
-        "GOVEX_CATALOG_DIR": str(world.catalog_dir),
-        "GOVEX_SOURCES": json.dumps(world.sources),
-        "GOVEX_KEYS_FILE": str(world.keys_file),
-        "GOVEX_LEDGER_URL": world.ledger_url,
-        "GOVEX_PACKET_ROOT": str(world.packet_root),
-        "GOVEX_ORIGIN": world.origin,
+        **world_env(world),
         "GOVEX_API_KEY": "tok-alice",
     }
     runner = CliRunner()

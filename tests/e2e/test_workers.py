@@ -8,11 +8,9 @@ packet, no lease held, no call left created or running.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +26,7 @@ import sqlalchemy as sa
 from ledger.store import LedgerStore
 from service.settings import Settings
 from tests.e2e.conftest import make_world
+from tests.e2e.servers import free_port, world_env
 
 WORKERS = 4
 CLIENTS = 32
@@ -42,13 +41,6 @@ lease = { max_concurrent = 2 }
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def pg_world(tmp_path: Path, pg_url: str) -> Settings:
     return make_world(tmp_path, ledger_url=pg_url, extra_toml=LEASED_TOML, rows=200)
@@ -56,17 +48,8 @@ def pg_world(tmp_path: Path, pg_url: str) -> Settings:
 
 @pytest.fixture
 def server(pg_world: Settings) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GOVEX_CATALOG_DIR": str(pg_world.catalog_dir),
-        "GOVEX_SOURCES": json.dumps(pg_world.sources),
-        "GOVEX_KEYS_FILE": str(pg_world.keys_file),
-        "GOVEX_LEDGER_URL": pg_world.ledger_url,
-        "GOVEX_PACKET_ROOT": str(pg_world.packet_root),
-        "GOVEX_ORIGIN": pg_world.origin,
-        "GOVEX_AUTH_FAILURE_LIMIT": "1000",
-    }
+    port = free_port()
+    env = {**os.environ, **world_env(pg_world), "GOVEX_AUTH_FAILURE_LIMIT": "1000"}
     command = [str(Path(sys.executable).parent / "govex"), "serve", "--port", str(port)]
     log = (pg_world.packet_root.parent / "serve.log").open("wb")
     process = subprocess.Popen(

@@ -231,7 +231,7 @@ def test_catalog_covers_the_parameter_types_and_a_claim() -> None:
     queries = {q["id"]: q for q in _queries()}
     types = {p["type"] for q in queries.values() for p in q.get("params", {}).values()}
     assert {"integer", "number", "string", "boolean", "date", "enum"} <= types
-    assert queries["invoices.unpaid"]["claim"] == {"expect": "absent", "surface": "exhaustive"}
+    assert queries["invoices.unpaid"]["claim"] == {"expect": "empty", "surface": "exhaustive"}
     for query in queries.values():
         if query.get("tenant_scoped"):
             assert query["params"][query["tenant_param"]]["choices"] == list(TENANTS)

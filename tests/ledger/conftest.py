@@ -173,4 +173,25 @@ def sample_bodies() -> dict[str, dict[str, Any]]:
             "reason": "retention",
             "issued_seq": 4,
         },
+        "replay.started": {
+            "replay_id": "01JREPLAY",
+            "by": {"id": "bob", "roles": ["auditor"]},
+            "filters": {"from_seq": 0, "to_seq": None, "entry": None, "principal": None},
+            "range": {"from_seq": 0, "to_seq": 41},
+            "catalog_digest": dict(_DIGEST),
+            "authority_status": "sealed",
+        },
+        "replay.finished": {
+            "replay_id": "01JREPLAY",
+            "started_seq": 42,
+            "calls": 2,
+            "counts": {"ran_clean": 1, "ran_with_drift": 1},
+            "report_digest": dict(_DIGEST),
+        },
+        "access.read": {
+            "principal": {"id": "bob", "roles": ["auditor"]},
+            "read": "packet.zip",
+            "request_id": "01JREQUEST",
+            "target": {"packet_id": "01JPACKET"},
+        },
     }

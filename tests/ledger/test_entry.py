@@ -63,6 +63,9 @@ FORMATS_BODY_FIELDS = {
     },
     "call.cancelled": {"call_id", "by", "policy"},
     "packet.removed": {"packet_id", "manifest_hash", "reason", "issued_seq"},
+    "replay.started": {"replay_id", "by", "filters", "range", "catalog_digest", "authority_status"},
+    "replay.finished": {"replay_id", "started_seq", "calls", "counts", "report_digest"},
+    "access.read": {"principal", "read", "request_id", "target"},
 }
 
 

@@ -41,7 +41,7 @@ def document(**changes: Any) -> dict[str, Any]:
             }
         ],
         "complete": True,
-        "claim": {"expect": "absent", "surface": "exhaustive", "verdict": "ABSENT"},
+        "claim": {"expect": "empty", "surface": "exhaustive", "verdict": "ABSENT", "reason": None},
         "ledger": {"origin": "govex.test/ledger", "call_seq": 2},
         "service": {"version": "0.1.0", "module_sha256": "f" * 64},
     }
@@ -65,7 +65,7 @@ def test_a_document_round_trips_to_the_same_jcs_bytes() -> None:
         ({"complete": 1}, ("complete",)),
         ({"extra": None}, ("extra",)),
         (
-            {"claim": {"expect": "absent", "surface": "everything", "verdict": "ABSENT"}},
+            {"claim": {"expect": "empty", "surface": "everything", "verdict": "ABSENT"}},
             ("claim", "surface"),
         ),
         ({"entry": {"id": "Orders", "kind": "query", "entry_digest": D}}, ("entry", "id")),

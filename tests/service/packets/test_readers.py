@@ -39,6 +39,7 @@ def test_zip_reader_strips_the_bag_folder_and_lists_files_sorted(kit: PacketKit)
             "datapackage.json",
             "manifest-sha256.txt",
             "packet.json",
+            "report.html",
             "tagmanifest-sha256.txt",
         )
         data = reader.read("data/summary.csv")

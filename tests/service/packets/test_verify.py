@@ -366,6 +366,7 @@ def test_every_file_gets_its_line_payload_first(kit: PacketKit) -> None:
         ("datapackage.json", "pass"),
         ("manifest-sha256.txt", "pass"),
         ("packet.json", "pass"),
+        ("report.html", "pass"),
     ]
     record = built.staged.manifest.files[0]
     line = report.file("data/result.jsonl")

@@ -1,0 +1,67 @@
+"""The packet zip: large files stored, small ones deflated, and still the same bytes every time."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from typing import TYPE_CHECKING
+
+import bagit
+
+from service.packets import build
+from service.packets.verify import verify_packet_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+    from conftest import PacketKit  # type: ignore[import-not-found]
+
+PACKET_ID = "01JPACKETAAAAAAAAAAAAAAAAA"
+
+
+def test_files_above_the_bound_are_stored_and_the_rest_deflated(
+    kit: PacketKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "ZIP_STORE_ABOVE", 4096)
+    built = kit.build(rows=2000)
+    with zipfile.ZipFile(built.zip_path) as archive:
+        methods = {info.filename.split("/", 1)[1]: info for info in archive.infolist()}
+    assert methods["data/result.jsonl"].file_size > 4096
+    for name, info in methods.items():
+        expected = zipfile.ZIP_STORED if info.file_size > 4096 else zipfile.ZIP_DEFLATED
+        assert info.compress_type == expected, name
+    assert methods["data/result.jsonl"].compress_size == methods["data/result.jsonl"].file_size
+    assert methods["bagit.txt"].compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_a_zip_with_stored_files_is_the_same_bytes_every_time_and_verifies(
+    kit: PacketKit, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(build, "ZIP_STORE_ABOVE", 4096)
+    first = kit.build(rows=2000, where="one")
+    second = kit.build(rows=2000, where="two")
+    assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
+    assert verify_packet_file(first.zip_path).ok
+    with zipfile.ZipFile(first.zip_path) as archive:
+        archive.extractall(kit.root / "out")
+    bag = bagit.Bag(str(kit.root / "out" / PACKET_ID))
+    with caplog.at_level(logging.WARNING, logger="bagit"):
+        bag.validate(fast=False)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_write_zip_gives_the_same_bytes_for_the_same_files(tmp_path: Path) -> None:
+    bag = tmp_path / "bag"
+    (bag / "data").mkdir(parents=True)
+    (bag / "bagit.txt").write_bytes(b"BagIt-Version: 1.0\n")
+    (bag / "data" / "big.csv").write_bytes(b"id,v\n" + b"1,x\n" * (build.ZIP_STORE_ABOVE // 4 + 1))
+    names = ["data/big.csv", "bagit.txt"]
+    build.write_zip(bag, "P", names, tmp_path / "a.zip")
+    build.write_zip(bag, "P", list(reversed(names)), tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        infos = archive.infolist()
+        assert [i.filename for i in infos] == ["P/bagit.txt", "P/data/big.csv"]
+        assert [i.compress_type for i in infos] == [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED]
+        assert archive.read("P/data/big.csv") == (bag / "data" / "big.csv").read_bytes()
