@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from catalog.authority import AuthorityStatus
-from service.cli.options import VerifierKeyOption
+from service.cli.options import (
+    ExpectManifestHash,
+    PacketArgument,
+    RequireAuthority,
+    TrustCatalog,
+    VerifierKeyOption,
+)
 from service.cli.output import usage
 from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE
 
@@ -188,20 +194,10 @@ def gate_result_json(
 
 
 def gate(
-    packet: Annotated[Path, typer.Argument(help="Packet zip (or an extracted bag directory).")],
-    expect_manifest_hash: Annotated[
-        str | None,
-        typer.Option(
-            help="Pinned manifest hash (sha256:<hex> or blake3:<hex>), as the service returned it."
-        ),
-    ] = None,
-    require_authority: Annotated[
-        AuthorityStatus, typer.Option(help="Lowest acceptable authority.")
-    ] = AuthorityStatus.sealed,
-    trust_catalog: Annotated[
-        list[str] | None,
-        typer.Option(help="A trusted catalog digest, sha256:<hex> or blake3:<hex> (repeat)."),
-    ] = None,
+    packet: PacketArgument,
+    expect_manifest_hash: ExpectManifestHash = None,
+    require_authority: RequireAuthority = AuthorityStatus.sealed,
+    trust_catalog: TrustCatalog = None,
     proof: Annotated[
         Path | None,
         typer.Option(help="C2SP tlog-proof of the packet's ledger entry; runs ledger_inclusion."),

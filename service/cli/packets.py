@@ -20,7 +20,13 @@ import typer
 
 from catalog.authority import AuthorityStatus
 from service.cli.keys import verifier_key
-from service.cli.options import VerifierKeyOption
+from service.cli.options import (
+    ExpectManifestHash,
+    PacketArgument,
+    RequireAuthority,
+    TrustCatalog,
+    VerifierKeyOption,
+)
 from service.cli.output import io_error, usage
 from service.problems import EXIT_CHECK_FAILED, EXIT_USAGE
 
@@ -32,20 +38,10 @@ packet_app = typer.Typer(help="Verify export packets offline.", no_args_is_help=
 
 @packet_app.command("verify")
 def packet_verify(
-    packet: Annotated[Path, typer.Argument(help="Packet zip (or an extracted bag directory).")],
-    expect_manifest_hash: Annotated[
-        str | None,
-        typer.Option(
-            help="Pinned manifest hash (sha256:<hex> or blake3:<hex>), as the service returned it."
-        ),
-    ] = None,
-    require_authority: Annotated[
-        AuthorityStatus, typer.Option(help="Lowest acceptable authority.")
-    ] = AuthorityStatus.sealed,
-    trust_catalog: Annotated[
-        list[str] | None,
-        typer.Option(help="A trusted catalog digest, sha256:<hex> or blake3:<hex> (repeat)."),
-    ] = None,
+    packet: PacketArgument,
+    expect_manifest_hash: ExpectManifestHash = None,
+    require_authority: RequireAuthority = AuthorityStatus.sealed,
+    trust_catalog: TrustCatalog = None,
     proof: Annotated[
         Path | None,
         typer.Option(
