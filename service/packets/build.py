@@ -117,6 +117,8 @@ def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> Non
     Only the zip is fsynced: the bag's files are scratch, read back from the page
     cache once, and removed when the zip is durable.
     """
+    block = bytearray(_COPY_BLOCK)  # one buffer for every read: no fresh pages per block
+    view = memoryview(block)
     with zip_path.open("xb") as raw:
         with zipfile.ZipFile(raw, "w") as archive:
             for name in sorted(names):
@@ -130,7 +132,8 @@ def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> Non
                 info.external_attr = ZIP_MODE << 16
                 info.file_size = size
                 with source.open("rb") as src, archive.open(info, "w") as dst:
-                    shutil.copyfileobj(src, dst, _COPY_BLOCK)
+                    while count := src.readinto(block):
+                        dst.write(view[:count])
         raw.flush()
         os.fsync(raw.fileno())
 

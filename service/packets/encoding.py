@@ -25,7 +25,7 @@ import json
 import math
 from itertools import chain, compress, repeat
 from operator import is_
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from service.packets.errors import UnsupportedValueError
 
@@ -153,10 +153,14 @@ class RowEncoder:
         """
         if not rows or (self._csv and len(self._columns) < _CSV_BATCH_WIDTH):
             return None  # CSV writes a row of one empty field as "" (the csv module's rule)
-        try:
-            tuples = list(map(tuple, rows))
-        except TypeError:  # a row that is not a sequence: the row path says so
-            return None
+        if type(rows[0]) is tuple and len(self._columns) >= _CSV_BATCH_WIDTH:
+            # A later row that is not a tuple makes the template raise: then row by row.
+            tuples = cast("list[tuple[RowValue, ...]]", rows)
+        else:
+            try:
+                tuples = list(map(tuple, rows))
+            except TypeError:  # a row that is not a sequence: the row path says so
+                return None
         flat = list(map(type, chain.from_iterable(tuples)))
         shape = self._shape
         if shape is None or shape.signature is None or flat != shape.signature * len(tuples):

@@ -189,3 +189,17 @@ def test_one_odd_text_among_plain_rows_is_written_as_row_by_row(
     rows[100] = (100, value, 2.5)
     batched, one_by_one = _both(monkeypatch, rows, fmt, 3)
     assert batched == one_by_one
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_rows_of_mixed_sequence_types_are_written_as_row_by_row(
+    monkeypatch: pytest.MonkeyPatch, fmt: TableFormat, width: int
+) -> None:
+    shapes: list[Sequence[RowValue]] = []
+    for i in range(300):
+        values = tuple(range(i, i + width))
+        shapes.append(list(values) if i % 50 == 7 else values)
+    shapes[123] = "ab"[:width] if width < 3 else "abc"  # a str is a sequence too
+    batched, one_by_one = _both(monkeypatch, shapes, fmt, width)
+    assert batched == one_by_one
