@@ -21,7 +21,7 @@ export GOVEX_LEDGER_KEY_FILE ?= $(LEDGER_KEY)
 MASKING_KEY := $(VAR)/masking.key
 export GOVEX_MASKING_KEY_FILE ?= $(MASKING_KEY)
 
-.PHONY: run test lint typecheck imports pytest schemas bench clean
+.PHONY: run test lint typecheck imports pytest schemas bench clean soak browser
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,7 @@ run: $(SYNCED) $(DEMO_DB) $(LEDGER_KEY) $(MASKING_KEY)
 	@echo "       -d '{\"entry\": \"invoices.unpaid\", \"params\": {\"tenant\": \"acme\"}}' http://$(HOST):$(PORT)/v1/calls"
 	@echo
 	@echo "Then see README.md, 'A five-minute tour'. API docs: http://$(HOST):$(PORT)/docs"
+	@echo "Web console: http://$(HOST):$(PORT)/console (sign in with a demo key, e.g. gvx-demo-bob)"
 	@echo
 	@# The bundled demo pins this image's /bin/date; elsewhere a copy sealed here is served.
 	@catalog="$(GOVEX_CATALOG_DIR)"; \
@@ -71,10 +72,29 @@ typecheck: $(SYNCED)
 imports: $(SYNCED)
 	$(BIN)/lint-imports
 
-pytest: $(SYNCED)
-	$(BIN)/pytest -q
+# The console's browser tests (tests/e2e/console) drive Debian's chromium and chromium-driver:
+# installed here when missing (CI runs as root on a fresh machine), never downloaded otherwise.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing chromium and chromium-driver for the console's browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; \
+	fi
+
+# Both cores: each worker takes whole test files (their module fixtures start once) and, when
+# it needs one, its own PostgreSQL server. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+pytest: $(SYNCED) browser
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck imports pytest
+
+# The longer variants of the hardening suites (pytest marker `soak`); not part of `make test`.
+# Fuzz targets run FUZZ_SOAK_SECONDS seconds each (default 600), all at once, keeping their
+# corpus in build/fuzz-corpus/; a failing input is saved in build/fuzz-crashes/.
+soak: $(SYNCED)
+	$(BIN)/pytest -q -m soak
 
 schemas: $(SYNCED)
 	$(BIN)/govex schemas write schemas

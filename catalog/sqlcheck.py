@@ -7,11 +7,14 @@ refusing. Rule ids are stable and tested:
 
 ``parse_error``           sqlglot cannot tokenize or parse the text
 ``single_statement``      not exactly one statement
-``statement_kind``        not SELECT / WITH ... SELECT / VALUES (includes unknown statements)
+``statement_kind``        not SELECT / WITH ... SELECT / VALUES (includes unknown statements);
+                          a text starting with another statement's verb (INSERT, CREATE,
+                          CLUSTER, ...) is named so before it is parsed or split
 ``data_modifying_cte``    a WITH item that inserts, updates, deletes or merges
 ``select_into``           SELECT ... INTO creates a table
 ``locking_clause``        FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE
-``side_effect_function``  a function with side effects (sequences, locks, files, ...)
+``side_effect_function``  a function with side effects (sequences, locks, files, ...; the
+                          table and each reason are in :mod:`catalog.side_effects`)
 ``positional_parameter``  a bind other than ``:name`` (``?``, ``$1``, ``%s``, ``@x``)
 ``undeclared_parameter``  ``:name`` that the entry does not declare
 ``unused_parameter``      a declared parameter the SQL never uses
@@ -33,6 +36,8 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
+from catalog.side_effects import side_effect, side_effect_table, unescape_pg_unicode
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
 
@@ -53,28 +58,17 @@ RULES: tuple[str, ...] = (
 # Catalog engine name -> sqlglot dialect name.
 _DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres"}
 
-# Functions with side effects or outside reach (files, other databases, locks,
-# sessions, server state), matched case-insensitively on the bare name. Both
-# engines share the list: a PostgreSQL name in SQLite simply does not exist.
-_SIDE_EFFECT_NAMES = frozenset(
+# Statements that are never a query, by their first word: PostgreSQL's and SQLite's verbs.
+_NOT_QUERY_VERBS = frozenset(
     {
-        "nextval", "setval", "currval", "lastval",  # sequences (and their session state)
-        "set_config",
-        "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
-        "pg_rotate_logfile", "pg_rotate_logfile_old", "pg_switch_wal", "pg_promote",
-        "pg_current_xact_id", "pg_notify", "pg_logical_emit_message",
-        "pg_log_backend_memory_contexts", "pg_import_system_collations",
-        "pg_stat_file", "pg_logdir_ls", "loread", "lowrite",
-        "load_extension", "writefile", "readfile", "edit", "fts3_tokenizer",  # SQLite
-        "fsdir", "zipfile", "sqlite_dbpage",
+        "ABORT", "ALTER", "ANALYSE", "ANALYZE", "ATTACH", "BEGIN", "CALL", "CHECKPOINT",
+        "CLOSE", "CLUSTER", "COMMENT", "COMMIT", "COPY", "CREATE", "DEALLOCATE", "DECLARE",
+        "DELETE", "DETACH", "DISCARD", "DO", "DROP", "END", "EXECUTE", "EXPLAIN", "FETCH",
+        "GRANT", "IMPORT", "INSERT", "LISTEN", "LOAD", "LOCK", "MERGE", "MOVE", "NOTIFY",
+        "PRAGMA", "PREPARE", "REASSIGN", "REFRESH", "REINDEX", "RELEASE", "REPLACE", "RESET",
+        "REVOKE", "ROLLBACK", "SAVEPOINT", "SECURITY", "SET", "SHOW", "START", "TRUNCATE",
+        "UNLISTEN", "UPDATE", "UPSERT", "VACUUM",
     }
-)  # fmt: skip
-_SIDE_EFFECT_PREFIXES = (
-    "pg_advisory_", "pg_try_advisory_",  # every advisory lock function
-    "dblink", "lo_", "pg_read_", "pg_ls_", "pg_file_", "pg_sleep", "pg_stat_reset",
-    "pg_create_", "pg_drop_", "pg_copy_", "pg_replication_", "pg_wal_replay_", "pg_backup_",
-    "pg_start_backup", "pg_stop_backup", "txid_current",
-    "query_to_xml", "cursor_to_xml", "table_to_xml", "schema_to_xml", "database_to_xml",
 )  # fmt: skip
 
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Values)
@@ -158,6 +152,12 @@ def _parse(sql: str, dialect: Dialect) -> _Parsed | Rejected:
             "parse_error", line, "cannot tokenize SQL: unterminated string, comment or quoted name?"
         )
     statements = _split(tokens)
+    if statements and (verb := statements[0][0].text.upper()) in _NOT_QUERY_VERBS:
+        # Named before parsing: sqlglot cannot parse every such statement (CLUSTER ... USING,
+        # NOTIFY c, 'x'), and a trigger body's ';' would otherwise read as a second statement.
+        return Rejected(
+            "statement_kind", sql.count("\n", 0, statements[0][0].start) + 1, _kind_detail(verb)
+        )
     if len(statements) != 1:
         line = sql.count("\n", 0, statements[1][0].start) + 1 if statements else 1
         return Rejected(
@@ -211,11 +211,11 @@ def _kind(p: _Parsed) -> Rejected | None:
     word = p.tokens[0].text.upper()
     if word == "WITH" and not isinstance(root, exp.Command):
         word = f"WITH ... {type(root).__name__.upper()}"
-    return Rejected(
-        "statement_kind",
-        p.line_at(p.tokens[0].start),
-        f"{word} is not a read-only query; only SELECT, WITH ... SELECT and VALUES are allowed",
-    )
+    return Rejected("statement_kind", p.line_at(p.tokens[0].start), _kind_detail(word))
+
+
+def _kind_detail(word: str) -> str:
+    return f"{word} is not a read-only query; only SELECT, WITH ... SELECT and VALUES are allowed"
 
 
 def _modifying(p: _Parsed) -> Rejected | None:
@@ -262,15 +262,37 @@ def _function_names(node: exp.Func, sql: str) -> set[str]:
     names = {node.name} if isinstance(node, exp.Anonymous) else set(type(node).sql_names())
     if "start" in node.meta and "end" in node.meta:
         names.add(sql[node.meta["start"] : node.meta["end"] + 1])  # the name as written
+    names |= {unescape_pg_unicode(n) for n in names}  # U&"\0073et_config" is set_config
     return {n.lower() for n in names if n}
+
+
+def _arity(node: exp.Func) -> int:
+    """How many arguments ``node`` passes (sqlglot keeps them under several keys)."""
+    if isinstance(node, exp.Anonymous):
+        return len(node.expressions)
+    return sum(
+        len(value) if isinstance(value, list) else 1
+        for value in node.args.values()
+        if value is not None and value != []
+    )
 
 
 def _functions(p: _Parsed) -> Rejected | None:
     for node in p.tree.find_all(exp.Func):
         for name in sorted(_function_names(node, p.sql)):
-            if name in _SIDE_EFFECT_NAMES or name.startswith(_SIDE_EFFECT_PREFIXES):
+            if (why := side_effect(name, _arity(node))) is not None:
                 line = p.line_at(node.meta.get("start", p.tokens[0].start))
-                return Rejected("side_effect_function", line, f"function {name}() has side effects")
+                return Rejected(
+                    "side_effect_function", line, f"function {name}() has side effects: it {why}"
+                )
+    for table in p.tree.find_all(exp.Table):
+        if isinstance(table.this, exp.Identifier) and (why := side_effect_table(table.name)):
+            line = p.line_at(table.this.meta.get("start", p.tokens[0].start))
+            return Rejected(
+                "side_effect_function",
+                line,
+                f"table-valued function {table.name.lower()}() has side effects: it {why}",
+            )
     return None
 
 
@@ -285,8 +307,14 @@ def _binds(p: _Parsed, declared: Collection[str]) -> tuple[str, ...] | Rejected:
     named: list[str] = []
     for node in p.tree.find_all(exp.Placeholder, exp.Parameter):
         name = node.this if isinstance(node, exp.Placeholder) else None
-        if not isinstance(name, str) or not name.isidentifier():
-            offset, text = _positional(p.tokens)
+        if isinstance(name, str) and not name.isidentifier():  # SQLite reads :a$b as a bind
+            return Rejected(
+                "positional_parameter",
+                p.line_at(_named_offset(p.tokens, name)),
+                f"bind :{name} is not allowed; a bind name is letters, digits and _ (:name)",
+            )
+        if not isinstance(name, str):
+            offset, text = _positional(p.sql, p.tokens)
             return Rejected(
                 "positional_parameter",
                 p.line_at(offset),
@@ -308,15 +336,20 @@ def _binds(p: _Parsed, declared: Collection[str]) -> tuple[str, ...] | Rejected:
     return tuple(sorted(set(named)))
 
 
-def _positional(tokens: Sequence[Token]) -> tuple[int, str]:
-    """Offset and text of the first positional bind token (``?``, ``$1``, ``%s``, ``@x``)."""
-    for token, after in zip(tokens, [*tokens[1:], None], strict=True):
+def _positional(sql: str, tokens: Sequence[Token]) -> tuple[int, str]:
+    """Offset and text of the first positional bind (``?``, ``$1``, ``%s``, ``%(x)s``, ``@x``)."""
+    for i, token in enumerate(tokens):
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
         if token.token_type == TokenType.PLACEHOLDER:
             return token.start, token.text
         if token.token_type == TokenType.PARAMETER:
             return token.start, token.text + (after.text if after is not None else "")
         if token.token_type == TokenType.MOD and after is not None and after.text == "s":
             return token.start, "%s"
+        if token.token_type == TokenType.MOD and after is not None and after.text == "(":
+            close = next((t for t in tokens[i + 2 :] if t.text == ")"), None)
+            if close is not None:  # pyformat %(name)s: the text up to the 's' after ')'
+                return token.start, sql[token.start : close.end + 2]
     return tokens[0].start, "?"
 
 

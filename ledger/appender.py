@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
+from ledger.faults import crash_point
+from ledger.sql_session import sqlite_write_gate
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -75,18 +78,26 @@ class Appender:
             if self._raw is None:
                 self._raw = self._checkout()
             driver = self._raw.driver_connection
+            crash_point("ledger.append.begin")
             if self._postgres:
                 tries = 0 if self._lock_first > 0 else _OPTIMISTIC_TRIES
                 rows, missed = _append_postgres(driver, build, self._head, tries)
                 self._lock_first = _LOCK_FIRST_BATCHES if missed else max(self._lock_first - 1, 0)
             else:
-                rows = _append_sqlite(driver, build)
+                gate = sqlite_write_gate(self._engine.url.database)
+                entered = gate.enter()
+                try:
+                    rows = _append_sqlite(driver, build)
+                finally:
+                    if entered:
+                        gate.leave()
         except self._driver_error as exc:
             self._discard()
             raise DBAPIError.instance("ledger append", None, exc, self._driver_error) from exc
         except BaseException:
             self._discard()
             raise
+        crash_point("ledger.append.commit")
         if rows:
             self._head = (rows[-1][0], rows[-1][4])
         return rows
@@ -157,6 +168,7 @@ def _append_postgres(
         )
         with cursor.copy(_COPY) as copy:
             copy.write(_copy_text(rows))
+        crash_point("ledger.append.insert")
     return rows, tries > 0
 
 
@@ -195,6 +207,7 @@ def _append_sqlite(driver: Any, build: Callable[[Head], list[EntryRow]]) -> list
     try:
         rows = build(_as_head(driver.execute(_HEAD).fetchone()))
         driver.executemany(_SQLITE_INSERT, rows)
+        crash_point("ledger.append.insert")
         driver.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):

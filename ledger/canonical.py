@@ -36,7 +36,7 @@ import rfc8785
 
 from ledger.errors import CanonicalizationError
 
-__all__ = ["jcs", "jcs_reference"]
+__all__ = ["jcs", "jcs_reference", "parse_json_int"]
 
 # RFC 8785 3.2.2.3 (as rfc8785 implements it): integers must be exact in an IEEE 754 double.
 _INT_MAX: Final = 2**53 - 1
@@ -79,6 +79,20 @@ def jcs(obj: Any, where: str = "") -> bytes:  # noqa: ANN401 - any JSON value
         return _encode_value(obj).encode("utf-8")
     except Exception:  # noqa: BLE001 - every failure is the reference's to decide and report
         return jcs_reference(obj, where)
+
+
+def parse_json_int(text: str) -> int | float:
+    """``json.loads``'s ``parse_int`` hook for re-encoding checks: RFC 8785's number model.
+
+    JCS numbers are IEEE 754 doubles, and a double of magnitude 2**53 or more (below
+    1e21) is written as bare digits: ``1e16`` as ``10000000000000000``. Read back as a
+    Python int, that is outside the range :func:`jcs` encodes, so an entry the ledger
+    wrote would fail its own canonical check; read as the double it was, it encodes to
+    the same bytes. Digits that are no double's JCS text still differ once re-encoded.
+    Raises ``ValueError`` for a literal longer than the interpreter converts.
+    """
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else float(text)
 
 
 def jcs_reference(obj: Any, where: str = "") -> bytes:  # noqa: ANN401 - any JSON value

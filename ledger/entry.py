@@ -369,7 +369,8 @@ class AccessReadBody(_Body):
 
     ``principal`` is the reader's record (never a credential); ``read`` what was read;
     ``packet_id`` and ``manifest_hash`` the packet relied on (downloads, proofs,
-    verifications); ``target`` the rest (a seq range, tree sizes, a verification's result).
+    verifications); ``target`` the rest (a seq range, tree sizes, a verification's result,
+    the call read and its caller, a list's filters).
     """
 
     principal: dict[str, Any]
@@ -381,6 +382,10 @@ class AccessReadBody(_Body):
         "packet.manifest",
         "packet.proof",
         "packet.verify",
+        "call.status",
+        "call.events",
+        "call.list",
+        "approval.list",
     ]
     request_id: str | None
     packet_id: str | None = Field(default=None, pattern=OPAQUE_ID_PATTERN)

@@ -107,7 +107,9 @@ def _start_child(
     """Private: a child interpreter scanning one range (see :func:`_child_main`)."""
     argv = [sys.executable, "-m", __name__, str(path), str(begin), str(end)]
     argv += [str(size) for size in sorted(wanted)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)  # noqa: S603
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module, whole arguments
+        argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
 
 
 def _child_result(child: subprocess.Popen[bytes]) -> ScannedRange | None:

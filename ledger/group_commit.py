@@ -94,14 +94,28 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             raise slot.error
         return slot.result  # type: ignore[return-value]  # ResultT may itself admit None
 
+    def submit_many(self, items: Sequence[ItemT]) -> list[ResultT]:
+        """:meth:`submit` for several items, queued together and in order.
+
+        They usually share one commit. Waits for all, then raises the first refusal, if any.
+        """
+        slots: list[_Slot[ItemT, ResultT]] = [_Slot(item, released=_held_lock()) for item in items]
+        self._enqueue(*slots)
+        for slot in slots:
+            slot.released.acquire()  # type: ignore[union-attr]  # a thread's slot has its lock
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
+        return [slot.result for slot in slots]  # type: ignore[misc]  # ResultT may admit None
+
     async def submit_async(self, item: ItemT) -> ResultT:
         """:meth:`submit` for a coroutine: the event loop keeps running while the batch commits."""
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._enqueue(_Slot(item, released=None, future=future))
         return await future
 
-    def _enqueue(self, slot: _Slot[ItemT, ResultT]) -> None:
-        """Private: queue ``slot`` and wake the committer, starting it on first use."""
+    def _enqueue(self, *slots: _Slot[ItemT, ResultT]) -> None:
+        """Private: queue ``slots`` (in order) and wake the committer, starting it on first use."""
         with self._work:
             if self._closed:
                 raise CommitterClosed("the ledger store is closed")
@@ -110,8 +124,8 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                     target=self._run, name="govex-ledger-commit", daemon=True
                 )
                 self._thread.start()
-            self._queue.append(slot)
-            self._in_flight += 1
+            self._queue.extend(slots)
+            self._in_flight += len(slots)
             self._peak = max(self._peak, self._in_flight)
             if self._idle:
                 self._work.notify()

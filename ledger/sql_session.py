@@ -3,7 +3,11 @@
 SQLite: pysqlite's own implicit transactions are switched off and the engine
 hooks emit ``BEGIN IMMEDIATE`` for appends (the database write lock from the
 first statement) and a deferred ``BEGIN`` for reads, which in WAL mode never
-block an append; ``synchronous=FULL`` makes a commit durable.
+block an append; ``synchronous=FULL`` makes a commit durable. Writers of one
+process queue for the write lock on a lock of the process's own
+(:func:`sqlite_write_gate`) before they ask SQLite for it: SQLite's busy handler
+sleeps and polls (up to 100 ms a nap), which under load made a few calls wait
+a second while others went ahead; a queue hands the lock over at once.
 
 PostgreSQL: an append transaction first takes a transaction-scoped advisory
 lock, so the order of entries is decided inside PostgreSQL across every
@@ -14,6 +18,8 @@ changes.
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import TYPE_CHECKING
 
 from sqlalchemy import event
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
 
 WRITE_OPTION = "govex_ledger_write"  # execution option: this transaction appends
+_GATE_INFO = "govex_write_gate"  # connection info key: this connection holds its file's gate
 _BUSY_TIMEOUT_S = 60.0  # how long a SQLite writer waits for the write lock
 _DISK_FULL_SQLSTATES = frozenset({"53100"})  # PostgreSQL disk_full
 _DISK_FULL_TEXTS = ("database or disk is full", "no space left on device", "disk full")
@@ -47,10 +54,75 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
         cursor.close()
 
 
+class SqliteWriteGate:
+    """The order in which one process's writers of one SQLite file take its write lock.
+
+    SQLite grants its lock to whoever polls at the right moment; threads queued on this
+    gate get it in turn as soon as the holder's commit returns. Another process still
+    meets SQLite's own busy handler, as before. A writer that waits past the busy
+    timeout goes on to SQLite's lock without the gate (it never deadlocks on it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """Wait for the gate; False when it was not granted within the busy timeout."""
+        return self._lock.acquire(timeout=_BUSY_TIMEOUT_S)
+
+    def leave(self) -> None:
+        self._lock.release()
+
+
+# One gate per database file, as SQLite has one write lock per file: process-wide by nature.
+_GATES: dict[str, SqliteWriteGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def sqlite_write_gate(database: str | None) -> SqliteWriteGate:
+    """The gate of the SQLite file ``database`` (an engine URL's database part)."""
+    name = database or ":memory:"
+    gate = _GATES.get(name)
+    if gate is None:
+        real = os.path.realpath(name) if name != ":memory:" else name
+        with _GATES_LOCK:  # two names of one file share the file's gate
+            gate = _GATES.setdefault(real, SqliteWriteGate())
+            _GATES[name] = gate
+    return gate
+
+
 def _sqlite_on_begin(conn: Connection) -> None:
     """Private engine hook: appends take the write lock at BEGIN; reads stay deferred."""
-    writing = conn.get_execution_options().get(WRITE_OPTION)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+    if not conn.get_execution_options().get(WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN")
+        return
+    gate = sqlite_write_gate(conn.engine.url.database)
+    if gate.enter():
+        conn.info[_GATE_INFO] = gate  # left when the connection goes back to the pool
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _leave_gate(conn.info)
+        raise
+
+
+def _leave_gate(info: dict[str, object]) -> None:
+    """Private: leave the gate the connection with ``info`` holds, if it holds one."""
+    gate = info.pop(_GATE_INFO, None)
+    if isinstance(gate, SqliteWriteGate):
+        gate.leave()
+
+
+def _sqlite_on_checkin(_dbapi: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+    """Private pool hook: the write transaction is over (committed or rolled back)."""
+    _leave_gate(record.info)
+
+
+def _sqlite_on_invalidate(
+    _dbapi: DBAPIConnection | None, record: ConnectionPoolEntry, _exc: BaseException | None
+) -> None:
+    """Private pool hook: a connection dropped mid-transaction leaves its gate too."""
+    _leave_gate(record.info)
 
 
 def prepare_engine(engine: Engine) -> None:
@@ -60,6 +132,9 @@ def prepare_engine(engine: Engine) -> None:
             event.listen(engine, "connect", _sqlite_on_connect)
         if not event.contains(engine, "begin", _sqlite_on_begin):
             event.listen(engine, "begin", _sqlite_on_begin)
+        if not event.contains(engine, "checkin", _sqlite_on_checkin):
+            event.listen(engine, "checkin", _sqlite_on_checkin)
+            event.listen(engine, "invalidate", _sqlite_on_invalidate)
     elif engine.dialect.name != "postgresql":
         raise LedgerUnavailable(
             f"the ledger runs on SQLite or PostgreSQL, not {engine.dialect.name}",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ledger.canonical import jcs
+from ledger.canonical import jcs, parse_json_int
 from ledger.chain import LedgerReport, broken_link
 from ledger.entry import ZERO_PREV, Entry, explain
 from ledger.errors import CanonicalizationError, LedgerVerifyError
@@ -76,6 +76,7 @@ def parse_leaf_input(data: bytes, *, seq: int) -> Entry:
             data.decode("utf-8"),
             object_pairs_hook=_no_duplicate_keys,
             parse_constant=_refuse_constant,
+            parse_int=parse_json_int,  # an integral double past 2**53 is JCS digits
         )
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise LedgerVerifyError(seq=seq, check="json", detail=str(exc)) from exc

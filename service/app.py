@@ -3,14 +3,12 @@
 Start with ``uvicorn --factory service.app:app_factory`` (or ``govex serve``):
 only :func:`app_factory` reads the environment (and ``govex.toml``, see
 :mod:`service.config`). Each app keeps its own Prometheus registry (``app.state.metrics``),
-fed by the ledger it appends to and by the request middleware here.
+fed by the ledger it appends to and by the request middleware (:mod:`service.request_log`).
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,12 +22,12 @@ from catalog.errors import CatalogError
 from ledger.errors import LedgerError
 from service.call_executor import CallExecutor
 from service.call_reaper import reap_interrupted
+from service.call_recovery import recover_calls
 from service.checkpoints import PeriodicCheckpoints
 from service.clock import Clock, system_clock
 from service.config import load_settings
-from service.context import request_id_var
+from service.console.mount import mount_console
 from service.errors import LedgeredRefusal, ServiceError, Unauthenticated
-from service.ids import new_ulid
 from service.metrics import Metrics
 from service.openapi import govex_openapi
 from service.packets.errors import PacketError
@@ -41,6 +39,7 @@ from service.problems import (
     problem_kind,
 )
 from service.readiness import ReadinessProbe
+from service.request_log import RequestLogMiddleware
 from service.retention import PeriodicSweeps, RetentionSweeper
 from service.routes import (
     approvals,
@@ -56,7 +55,6 @@ from service.runtime import build_runtime
 from service.settings import Settings
 
 _log = structlog.get_logger("govex.http")
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
@@ -89,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             provisional_reason=runtime.sealed.provisional_reason,
             checkpoints="signed" if runtime.checkpointer else "no signing key",
         )
+        recover_calls(runtime)  # the index behind the ledger after a crash (service.call_recovery)
         reap_interrupted(runtime)  # calls a crashed worker left unfinished
         executor = CallExecutor(runtime, settings.call_workers)
         app.state.executor = executor
@@ -125,8 +124,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         problem_docs.router,
     ):
         app.include_router(router)
+    mount_console(app, settings)  # the web console under /console (docs/console.md)
     app.openapi = lambda: govex_openapi(app)  # type: ignore[method-assign]
-    app.middleware("http")(_request_id_middleware)
+    app.add_middleware(RequestLogMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     for domain_error in (ServiceError, CatalogError, LedgerError, PacketError):
@@ -138,41 +138,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
 def app_factory() -> FastAPI:
     """Uvicorn factory: settings from ``GOVEX_*`` variables and the configuration file."""
     return create_app(load_settings())
-
-
-async def _request_id_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    supplied = request.headers.get("x-request-id", "")
-    request_id = supplied if _SAFE_REQUEST_ID.fullmatch(supplied) else new_ulid(system_clock())
-    request.state.request_id = request_id
-    token = request_id_var.set(request_id)
-    started = time.monotonic()
-    status = 500  # what the outermost handler answers when the route raised
-    try:
-        response = await call_next(request)
-        status = response.status_code
-    finally:
-        request_id_var.reset(token)
-        _count_request(request, status, time.monotonic() - started)
-    response.headers["X-Request-ID"] = request_id
-    _log.info(
-        "request",
-        request_id=request_id,
-        method=request.method,
-        path=request.url.path,
-        status=response.status_code,
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
-    return response
-
-
-def _count_request(request: Request, status: int, duration_s: float) -> None:
-    """Private: the request in the app's metrics, by route template (never the raw path)."""
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        template = getattr(request.scope.get("route"), "path", None)
-        metrics.http_request(request.method, template, status, duration_s)
 
 
 def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

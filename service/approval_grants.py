@@ -41,6 +41,7 @@ from service.identity import PLATFORM_TENANT, Principal
 from service.ids import new_ulid
 from service.policy import Action, entry_entity, require_ledger_reader
 from service.problems import problem_code
+from service.read_audit import record_read
 from service.runtime import Runtime
 
 _MAX_REASON_CHARS = 1000
@@ -262,9 +263,16 @@ def _grant(
 def list_approvals(
     runtime: Runtime, principal: Principal, entry_id: str | None, limit: int
 ) -> list[ApprovalView]:
-    """The latest approvals (of ``entry_id`` when given), for ledger readers only."""
+    """The latest approvals (of ``entry_id`` when given), for ledger readers only.
+
+    Ledgered (``access.read``, ``approval.list``: the filter and the count), as the
+    ``approval.granted`` entries it shows are read from the index, not the ledger.
+    """
     require_ledger_reader(runtime.policy, principal)
-    return [ApprovalView.of(r) for r in runtime.approvals.latest(entry_id, limit)]
+    found = [ApprovalView.of(r) for r in runtime.approvals.latest(entry_id, limit)]
+    target = {"entry": entry_id, "limit": limit, "returned": len(found)}
+    record_read(runtime, principal, "approval.list", target=target)
+    return found
 
 
 def _approver_relation(

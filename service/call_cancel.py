@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from catalog.ids import is_opaque_id
 from ledger.entry import format_ts
 from service.errors import CallNotRunning, NotFound, PolicyDenied
-from service.policy import Action, entry_entity
+from service.policy import Action, entry_entity, require_ledger_reader
+from service.replay_report import is_report
 
 if TYPE_CHECKING:
     from service.call_executor import CallExecutor
@@ -37,6 +38,9 @@ def cancel_call(
     record = runtime.calls.get(call_id) if is_opaque_id(call_id) else None
     if record is None:
         raise NotFound("call", call_id)
+    if is_report(record):  # a replay's row: indexed once it ended, and no catalog entry's
+        require_ledger_reader(runtime.policy, principal)
+        raise CallNotRunning(f"replay {call_id} has ended ({record.verdict})", where=call_id)
     entry, _ = runtime.sealed.runnable_entry(record.entry_id)
     decision = runtime.policy.decide(
         principal,

@@ -11,12 +11,23 @@ failed append does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 
 from ledger.migrate import Schema, upgrade
@@ -99,6 +110,12 @@ class CallQuery:
     limit: int = 50
 
 
+# Built once: each call's insert and updates reuse SQLAlchemy's compiled statements.
+_CALL_ID_PARAM = "call_id_"
+_INSERT = insert(calls_table)
+_UPDATE = update(calls_table).where(calls_table.c.call_id == bindparam(_CALL_ID_PARAM))
+
+
 class CallIndex:
     """Calls by id and packets by id, in the ledger's database (see :func:`open_call_index`)."""
 
@@ -108,10 +125,11 @@ class CallIndex:
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
     def insert(self, **values: Any) -> None:  # noqa: ANN401 - column values
-        self._write(insert(calls_table).values(**values))
+        self._write(_INSERT, values)
 
     def update(self, call_id: str, **values: Any) -> None:  # noqa: ANN401 - column values
-        self._write(update(calls_table).where(calls_table.c.call_id == call_id).values(**values))
+        # The SET clause follows the parameters' names; the compiled form is cached per set.
+        self._write(_UPDATE, {_CALL_ID_PARAM: call_id, **values})
 
     def progress(self, call_id: str, *, rows: int, size: int) -> None:
         """Rows and bytes a ``running`` call has written so far (a finished call is left as is)."""
@@ -122,10 +140,10 @@ class CallIndex:
             .values(rows=rows, bytes=size)
         )
 
-    def _write(self, statement: Any) -> None:  # noqa: ANN401 - an insert or update
+    def _write(self, statement: Any, values: Mapping[str, Any] | None = None) -> None:  # noqa: ANN401 - an insert or update
         try:
             with self._writer.begin() as conn:
-                conn.execute(statement)
+                conn.execute(statement, values)
         except DBAPIError as exc:
             raise storage_error(exc, "call index") from exc
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ledger.entry import format_ts, parse_ts
+from service.call_recovery import settle_from_ledger
 from service.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ def reap_interrupted(runtime: Runtime) -> list[str]:
     for record in runtime.calls.unfinished_past(format_ts(now)):
         if not runtime.calls.claim_unfinished(record.call_id):
             continue  # another worker finished it meanwhile
+        if settle_from_ledger(runtime, record):
+            continue  # its process died after call.finished: the ledger says how it ended
         started = parse_ts(record.created_at)
         finished = runtime.ledger.append(
             "call.finished",

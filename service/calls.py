@@ -33,6 +33,7 @@ from catalog.digest import DigestSet
 from catalog.model import CommandEntry, Entry, QueryEntry
 from ledger.entry import format_ts
 from ledger.errors import LedgerError
+from ledger.faults import crash_point
 from service.call_gates import (
     check_executable_pin,
     contract_or_blocked,
@@ -221,6 +222,7 @@ def _start(runtime: Runtime, contract: CallContract, lease: Lease | None) -> Acc
     except LedgerError as exc:
         _abandon(runtime, contract, started.seq, f"not run: {exc.message}")
         raise
+    crash_point("call.accepted")
     return AcceptedCall(contract, lease, started.seq, started_at)
 
 
@@ -539,37 +541,35 @@ def _finish(
     record = ran.written.record if ran.written else None
     complete = ran.complete
     command = {"command": ran.command.record()} if ran.command else {}  # commands only
-    finished = runtime.ledger.append(
-        "call.finished",
-        {
-            "call_id": contract.call_id,
-            "verdict": ran.verdict.value,
-            "exit_code": ran.verdict.exit_code,
-            "result_digest": record.digest.model_dump() if record else None,
-            "rows": record.rows if record else 0,
-            "bytes": record.bytes if record else 0,
-            "duration_ms": ran.duration_ms,
-            "complete": complete,
-            "error": ran.error,
-            "chunks": ledger_chunks(record) if record else None,  # replays locate drift by them
-            "engine_version": ran.engine_version,
-            "claim": claim.model_dump(mode="json") if claim is not None else None,
-            **command,
-        },
-        runtime.clock(),
-    )
-    issued_seq: int | None = None
+    finished_body: dict[str, Any] = {
+        "call_id": contract.call_id,
+        "verdict": ran.verdict.value,
+        "exit_code": ran.verdict.exit_code,
+        "result_digest": record.digest.model_dump() if record else None,
+        "rows": record.rows if record else 0,
+        "bytes": record.bytes if record else 0,
+        "duration_ms": ran.duration_ms,
+        "complete": complete,
+        "error": ran.error,
+        "chunks": ledger_chunks(record) if record else None,  # replays locate drift by them
+        "engine_version": ran.engine_version,
+        "claim": claim.model_dump(mode="json") if claim is not None else None,
+        **command,
+    }
     staged, builder = packet if packet is not None else (None, None)
+    appends: list[tuple[str, dict[str, Any], datetime]] = [
+        ("call.finished", finished_body, runtime.clock())
+    ]
     if staged is not None:
-        issued_seq = runtime.ledger.append(
-            "packet.issued",
-            {
-                "call_id": contract.call_id,
-                "packet_id": staged.packet_id,
-                "manifest_hash": staged.manifest_hash.model_dump(),
-            },
-            runtime.clock(),
-        ).seq
+        issued_body = {
+            "call_id": contract.call_id,
+            "packet_id": staged.packet_id,
+            "manifest_hash": staged.manifest_hash.model_dump(),
+        }
+        appends.append(("packet.issued", issued_body, runtime.clock()))
+    # One submission: both entries usually share one commit (one fsync).
+    finished, *issued = runtime.ledger.append_many(appends)
+    issued_seq = issued[0].seq if issued else None
     runtime.calls.update(
         contract.call_id,
         state="completed" if staged else "failed",
@@ -585,9 +585,11 @@ def _finish(
         claim_verdict=claim.verdict if claim is not None else None,
         claim_reason=claim.reason if claim is not None else None,
     )
+    crash_point("call.indexed")
     if staged is not None and builder is not None:
         # Visible only now that the entry issuing it is durable and the index names it.
         builder.publish(staged)
+    crash_point("call.respond")
     return CallResult(
         call_id=contract.call_id,
         contract=contract,

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from service.packets.manifest import Claim as ClaimVerdictRecord
+from service.packets.manifest import ClaimBound
 from service.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -84,9 +85,8 @@ def is_snapshot(engine: str, controls: tuple[str, ...]) -> bool:
 def judge_claim(claim: Claim, facts: RunFacts) -> ClaimVerdictRecord:
     """The verdict ``facts`` give ``claim``, with its reason (the module's rules, in order)."""
     verdict, reason = _decide(claim, facts)
-    return ClaimVerdictRecord(
-        expect=claim.expect, surface=claim.surface, verdict=verdict, reason=reason
-    )
+    expect = claim.expect if isinstance(claim.expect, str) else ClaimBound.of(claim.expect)
+    return ClaimVerdictRecord(expect=expect, surface=claim.surface, verdict=verdict, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,11 @@ _RULES: tuple[_Rule, ...] = (
         "bound_not_met",
     ),
 )
+
+
+REASONS: frozenset[ClaimReason] = frozenset(reason for _, _, reason in _RULES if reason)
+"""Every reason a verdict can carry: exactly the rules' (``ClaimReason``; a test holds them
+equal, and docs/formats.md documents each)."""
 
 
 def _decide(claim: Claim, facts: RunFacts) -> tuple[ClaimVerdict, ClaimReason | None]:

@@ -65,12 +65,39 @@ class CallRequest(BaseModel):
         description="Data file format of the packet; parquet needs the govex[parquet] extra.",
     )
 
+    @field_validator("entry")
+    @classmethod
+    def _entry_is_unicode(cls, value: str) -> str:
+        if not _is_unicode(value):
+            raise ValueError("the entry id holds a lone surrogate (not a Unicode character)")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params_are_unicode(cls, value: dict[str, JsonScalar]) -> dict[str, JsonScalar]:
+        # Refused here, by name: a lone surrogate cannot be canonicalized into the ledger.
+        for name, item in value.items():
+            if not _is_unicode(name):
+                raise ValueError(f"parameter name {name!r} holds a lone surrogate")
+            if isinstance(item, str) and not _is_unicode(item):
+                raise ValueError(f"parameter {name!r}: the value holds a lone surrogate")
+        return value
+
     @field_validator("format")
     @classmethod
     def _format_installed(cls, value: OutputFormat) -> OutputFormat:
         if value == "parquet" and not parquet_available():
             raise ValueError(f"output format parquet needs pyarrow: {PARQUET_INSTALL_HINT}")
         return value
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` is Unicode text: no lone surrogate (JSON escapes can carry one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Boundary(BaseModel):

@@ -8,7 +8,14 @@ What is recorded, one entry per request (never per row or per entry read):
   hash it was issued with, from :mod:`service.reads`;
 - ``packet.verify``: a verification through ``POST /v1/packets/verify``: the packet id
   and manifest hash of the uploaded packet (as the verifier computed them), whether it
-  passed, and what was pinned (``target``).
+  passed, and what was pinned (``target``);
+- ``call.status``, ``call.events`` (``target``: ``call_id`` and its ``principal``) and
+  ``call.list`` (``target``: the filters and how many calls were returned): a read of
+  other principals' calls, which the call index answers from what the ledger recorded
+  (who called which entry, verdict, seqs, manifest hash, claim verdict). A principal
+  following their own call (status, events, a list of their own) is not recorded:
+  that is the answer to their own request, polled while it runs, and the ledger holds
+  it already in the call's own entries.
 
 Each body names the reader (principal record, never a credential) and the request id.
 The entry is appended after policy allowed the read and before the answer is returned,
@@ -50,6 +57,10 @@ Read = Literal[
     "packet.manifest",
     "packet.proof",
     "packet.verify",
+    "call.status",
+    "call.events",
+    "call.list",
+    "approval.list",
 ]
 
 

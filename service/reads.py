@@ -2,13 +2,14 @@
 
 A read that policy denies raises :class:`PolicyDenied`; an unknown id raises
 :class:`NotFound` whether or not the caller could have read it, so ids do not leak.
-Reads of evidence (ledger pages, proofs, packets; not the checkpoint) are ledgered as
-``access.read`` once policy allowed them (:mod:`service.read_audit`).
+Reads of evidence (ledger pages, proofs, packets, other principals' calls; not the
+checkpoint) are ledgered as ``access.read`` once policy allowed them
+(:mod:`service.read_audit`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from catalog.digest import DigestSet
@@ -22,19 +23,31 @@ from service.identity import PLATFORM_TENANT, Principal
 from service.policy import Action, entry_entity, require_ledger_reader
 from service.proofs import InclusionProof
 from service.read_audit import Read, record_read
+from service.replay_report import is_report
 from service.retention import removed_seq
 from service.runtime import Runtime
 
 MAX_LEDGER_PAGE = 1000
+MAX_SEQ = 2**53 - 1
+"""The largest seq or tree size a request may name: a ledger entry is JCS, whose integers end
+there, so no ledger reaches it, and a read's ``access.read`` entry can record what was asked."""
 
 
-def call_record(runtime: Runtime, principal: Principal, call_id: str) -> CallRecord:
-    """A call's record, for its own caller or for whoever may read the ledger."""
+def call_record(
+    runtime: Runtime, principal: Principal, call_id: str, *, read: Read = "call.status"
+) -> CallRecord:
+    """A call's record, for its own caller or for whoever may read the ledger.
+
+    Another principal's call is a read of what the ledger recorded: ``access.read``
+    (``read``: ``call.status`` or ``call.events``). One's own call is not recorded.
+    """
     record = runtime.calls.get(call_id) if is_opaque_id(call_id) else None
     if record is None:
         raise NotFound("call", call_id)
     if record.principal != principal.id:
         _require_ledger_reader(runtime, principal)
+        target = {"call_id": record.call_id, "principal": record.principal}
+        record_read(runtime, principal, read, target=target)
     return record
 
 
@@ -42,16 +55,21 @@ def list_calls(runtime: Runtime, principal: Principal, query: CallQuery) -> list
     """Calls matching ``query``: one's own; anyone's for whoever may read the ledger.
 
     A principal who may not read the ledger and names no principal sees their own calls;
-    naming another is a :class:`PolicyDenied`.
+    naming another is a :class:`PolicyDenied`. A list that may hold other principals'
+    calls is ledgered (``access.read``, ``call.list``: the filters and the count).
     """
-    if query.principal != principal.id:
-        try:
-            _require_ledger_reader(runtime, principal)
-        except PolicyDenied:
-            if query.principal is not None:
-                raise
-            query = replace(query, principal=principal.id)
-    return runtime.calls.search(query)
+    if query.principal == principal.id:
+        return runtime.calls.search(query)
+    try:
+        _require_ledger_reader(runtime, principal)
+    except PolicyDenied:
+        if query.principal is not None:
+            raise
+        return runtime.calls.search(replace(query, principal=principal.id))
+    found = runtime.calls.search(query)
+    filters = {k: v for k, v in asdict(query).items() if v is not None}
+    record_read(runtime, principal, "call.list", target={**filters, "returned": len(found)})
+    return found
 
 
 def packet_path(
@@ -113,7 +131,8 @@ def _readable_packet(
     """Private: the index record and zip of a published packet that ``principal`` may read.
 
     A packet retention removed raises :class:`PacketRemoved` after the policy check, unless
-    ``removed_ok`` (then the path returned does not exist).
+    ``removed_ok`` (then the path returned does not exist). A replay's report packet is
+    for ledger readers (policy ``read_ledger``); a call's, policy ``read_packet`` decides.
     """
     record = runtime.calls.by_packet(packet_id) if is_opaque_id(packet_id) else None
     path = runtime.settings.packet_root / f"{packet_id}.zip"
@@ -122,6 +141,17 @@ def _readable_packet(
     removal = None if path.is_file() else removed_seq(runtime.settings.packet_root, packet_id)
     if removal is None and not path.is_file():
         raise NotFound("packet", packet_id)
+    if is_report(record):  # a replay's report: its rows are the ledger's calls
+        _require_ledger_reader(runtime, principal)
+    else:
+        _require_packet_reader(runtime, principal, record)
+    if removal is not None and not removed_ok:
+        raise PacketRemoved(packet_id, seq=removal)
+    return record, path
+
+
+def _require_packet_reader(runtime: Runtime, principal: Principal, record: CallRecord) -> None:
+    """Private: policy ``read_packet`` of the packet of the call ``record``, on its entry."""
     entry, _ = runtime.sealed.runnable_entry(record.entry_id)
     owner = record.principal == principal.id
     relation = "platform" if principal.tenant == PLATFORM_TENANT else "own"
@@ -133,14 +163,11 @@ def _readable_packet(
     )
     if not decision.allowed:
         raise PolicyDenied(
-            f"policy denies read_packet of {packet_id} for {principal.id}",
+            f"policy denies read_packet of {record.packet_id} for {principal.id}",
             action=Action.read_packet.value,
-            resource=packet_id,
+            resource=record.packet_id or record.call_id,
             policies=decision.determining,
         )
-    if removal is not None and not removed_ok:
-        raise PacketRemoved(packet_id, seq=removal)
-    return record, path
 
 
 def ledger_entries(

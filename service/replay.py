@@ -11,8 +11,9 @@
    per call, scratch runs that are never published);
 4. the report packet staged (:mod:`service.replay_report`);
 5. ``replay.finished`` (counts per outcome, the report's digest, the packet id and
-   manifest hash), then ``packet.issued`` for the report packet, then the packet is
-   published: visible only once both entries are durable.
+   manifest hash), then ``packet.issued`` for the report packet, then the call index
+   names it (:func:`~service.replay_report.index_report`), then the packet is published:
+   visible only once both entries are durable, and served like a call's packet.
 
 A failure after ``replay.started`` still appends ``replay.finished`` (with ``error`` and
 no report) when the ledger takes it, then goes up; the staged report is discarded.
@@ -32,7 +33,7 @@ from service.packets.build import PacketBuilder
 from service.policy import require_ledger_reader
 from service.replay_compare import Outcome, ReplayLine
 from service.replay_plan import ReplayFilters, recorded_calls
-from service.replay_report import build_report
+from service.replay_report import build_report, index_report
 from service.replay_run import replay_call
 
 if TYPE_CHECKING:
@@ -152,6 +153,15 @@ def replay(
                 "manifest_hash": staged.manifest_hash.model_dump(),
             },
             runtime.clock(),
+        )
+        index_report(
+            runtime,
+            replay_id=replay_id,
+            principal=principal,
+            entries=(started, finished, issued),
+            staged=staged,
+            written=written,
+            clean=all(line.outcome is Outcome.ran_clean for line in lines),
         )
         path = builder.publish(staged)
     except BaseException as exc:

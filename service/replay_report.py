@@ -15,6 +15,12 @@ one JSON Lines row per replayed call (:class:`~service.replay_compare.ReplayLine
 - ``ledger.call_seq``: the ``replay.started`` entry; the ``packet.issued`` entry that
   follows ``replay.finished`` names the packet and its manifest hash (``call_id`` is the
   replay id), so ``govex ledger prove --packet`` and the inclusion check work as for calls.
+
+The call index names the report packet as it names a call's (:func:`index_report`, a row
+of mode ``replay`` whose call id is the replay id), so the service serves it like any
+other: ``GET /v1/packets/{id}``, its manifest and its proof, ledgered as reads. Whoever
+may read the ledger may read it (policy ``read_ledger``, not ``read_packet``: its rows are
+the ledger's calls, of every entry and caller).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from service.replay_compare import REPORT_COLUMN_TYPES, REPORT_COLUMNS
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ledger.entry import Entry
+    from service.call_index import CallRecord
     from service.identity import Principal
     from service.packets.build import PacketBuilder, StagedPacket
     from service.packets.tables import TableWritten
@@ -38,6 +46,8 @@ if TYPE_CHECKING:
 REPORT_FORMAT = "govex.replay-report/v1"
 REPORT_ENTRY_ID = "govex.replay_report"
 REPORT_PATH = "data/replay.jsonl"
+REPORT_MODE = "replay"
+"""The call index's ``mode`` of a replay's row (a call's is its contract's, ``run``)."""
 
 
 def report_definition() -> dict[str, Any]:
@@ -96,3 +106,48 @@ def build_report(  # noqa: PLR0913 - the replay's whole record, keyword-only
         ),
     )
     return staged, written
+
+
+def index_report(
+    runtime: Runtime,
+    *,
+    replay_id: str,
+    principal: Principal,
+    entries: tuple[Entry, Entry, Entry],
+    staged: StagedPacket,
+    written: TableWritten,
+    clean: bool,
+) -> None:
+    """Name the report packet in the call index, as a finished call's packet is named.
+
+    ``entries`` are the replay's ``replay.started``, ``replay.finished`` and
+    ``packet.issued``. The row's call id is the replay id (``packet.issued`` says so too,
+    so the index can be rebuilt from the ledger), its entry :data:`REPORT_ENTRY_ID`, its
+    verdict ``ran_clean`` when every replayed call ran clean and ``ran_with_drift``
+    otherwise (``govex ledger replay``'s exit codes, 0 and 1). Called before the packet is
+    published: once visible, the service finds it.
+    """
+    started, finished, issued = entries
+    runtime.calls.insert(
+        call_id=replay_id,
+        entry_id=REPORT_ENTRY_ID,
+        principal=principal.id,
+        mode=REPORT_MODE,
+        state="completed",
+        verdict="ran_clean" if clean else "ran_with_drift",
+        started_seq=started.seq,
+        finished_seq=finished.seq,
+        packet_id=staged.packet_id,
+        packet_seq=issued.seq,
+        manifest_sha256=staged.manifest_hash.sha256,
+        manifest_blake3=staged.manifest_hash.blake3,
+        rows=written.record.rows,
+        bytes=written.record.bytes,
+        created_at=started.ts,
+        finished_at=finished.ts,
+    )
+
+
+def is_report(record: CallRecord) -> bool:
+    """Whether a call index row is a replay's (its packet a replay report), not a call's."""
+    return record.mode == REPORT_MODE

@@ -4,7 +4,9 @@ Layers, because no single one is enough (STYLE G8):
 - the file is opened with a ``mode=ro`` URI (the OS-level handle cannot write);
 - ``PRAGMA query_only`` makes the connection refuse every write;
 - an authorizer allows reads only: ``mode=ro`` alone still lets ``VACUUM INTO`` write a
-  new file and ``ATTACH`` open other databases;
+  new file and ``ATTACH`` open other databases (it lets table-valued functions such as
+  ``json_each`` declare their columns, which SQLite asks about as an UPDATE of the schema
+  table it never runs);
 - a progress handler stops the VM at the contract deadline (``timed_out``);
 - extension loading stays disabled, and the statement ran through ``catalog.sqlcheck``.
 
@@ -44,6 +46,14 @@ _ALLOWED_ACTIONS = frozenset(
 _FORBIDDEN_FUNCTIONS = frozenset(
     {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
 )
+# Declaring a table-valued function's columns (json_each, json_tree) makes SQLite compile, and
+# then discard, an UPDATE of the schema table, and it asks the authorizer about each column:
+# denied, the query fails with "vtable constructor failed". A statement's own UPDATE of the
+# schema table never gets that far ("table sqlite_master may not be modified" comes first;
+# PRAGMA writable_schema is denied), and mode=ro and query_only stop any write besides.
+_SCHEMA_TABLES = frozenset(
+    {"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"}
+)
 
 SqlValue = int | float | str | bytes | None
 
@@ -75,6 +85,8 @@ def _authorize_read_only(
         return sqlite3.SQLITE_DENY if name in _FORBIDDEN_FUNCTIONS else sqlite3.SQLITE_OK
     if action in _ALLOWED_ACTIONS:
         return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES:
+        return sqlite3.SQLITE_OK  # a table-valued function's declaration (see _SCHEMA_TABLES)
     return sqlite3.SQLITE_DENY
 
 

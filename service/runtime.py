@@ -30,7 +30,7 @@ from service.clock import Clock, system_clock
 from service.errors import SigningKeyMissing, StartupRefused
 from service.leases import LeaseGate
 from service.masking import MaskingKey, load_masking_key
-from service.packets.build import clean_staging
+from service.packets.recovery import ledger_lookup, recover_staging
 from service.policy import PolicySet
 from service.sealed_catalog import SealedCatalog, build_sealed_catalog
 from service.settings import Settings, sqlite_file
@@ -103,13 +103,14 @@ def build_runtime(
     signer = None if settings.ledger_key_file is None else load_signer_key(settings)
     masking_key = masking_key_for(sealed, settings)
     settings.packet_root.mkdir(parents=True, exist_ok=True)
-    clean_staging(settings.packet_root)
     ledger_file = sqlite_file(settings.ledger_url)
     if ledger_file is not None:  # the embedded default: create its folder
         ledger_file.parent.mkdir(parents=True, exist_ok=True)
     ledger = LedgerStore.open(settings.ledger_url)
     try:
         calls = open_call_index(ledger.engine)
+        # What builders that died left staged: published when issued, else removed/quarantined.
+        recover_staging(settings.packet_root, ledger_lookup(ledger.engine))
     except BaseException:
         ledger.close()
         raise

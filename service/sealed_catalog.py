@@ -7,7 +7,7 @@ against the seal before any database work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.authority import AuthorityStatus
@@ -28,6 +28,10 @@ class SealedCatalog:
     digest: DigestSet
     authority: AuthorityStatus
     provisional_reason: str | None
+    # An entry's digest, computed once: the models are frozen, so it cannot change after load.
+    _entry_digests: dict[str, DigestSet] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def runnable_entry(self, entry_id: str) -> tuple[Entry, DigestSet]:
         """The entry and its digest, after checking the digest against the seal.
@@ -36,7 +40,9 @@ class SealedCatalog:
         :class:`CatalogNotRunnable` when the entry no longer matches its seal.
         """
         entry = self.catalog.entry(entry_id)
-        digest = entry_digest(entry)
+        digest = self._entry_digests.get(entry_id)
+        if digest is None:
+            digest = self._entry_digests.setdefault(entry_id, entry_digest(entry))
         if self.authority is AuthorityStatus.provisional:
             return entry, digest
         sealed = self.seal.entries.get(entry_id) if self.seal else None

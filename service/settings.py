@@ -202,6 +202,21 @@ class Settings(BaseSettings):
         " unset: open, like `/healthz`.",
     )
 
+    # The web console (service/console, docs/console.md).
+    console_session_key_file: Path | None = Field(
+        default=None,
+        description="Secret file (at least 32 bytes, e.g. 64 hex digits) that signs the web"
+        " console's session cookies; every worker must read the same one. Unset: derived from"
+        " `ledger_key_file`; neither set: console sign-in is off (503).",
+    )
+    console_session_ttl_s: int = Field(
+        default=28800,
+        ge=60,
+        le=7 * 86400,
+        description="How long a console session lasts after sign-in, in seconds (never past a"
+        " JWT's own `exp`).",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

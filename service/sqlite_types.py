@@ -18,6 +18,7 @@ types, so the writer keeps one only where the values agree
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,13 +57,10 @@ def affinity_type(declared: str) -> ColumnType | None:
 def declared_types(path: Path, sql: str, columns: Sequence[str]) -> tuple[ColumnType | None, ...]:
     """One type per result column of ``sql`` (``None`` where the schema says nothing)."""
     nothing = tuple(_NOTHING for _ in columns)
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except SqlglotError:
+    parsed = _outer_select(sql)
+    if parsed is None:
         return nothing
-    if not isinstance(tree, exp.Select):
-        return nothing
-    tables = _tables(tree)
+    tree, tables = parsed
     schema = _Schema(path)
     try:
         found: list[ColumnType | None] = []
@@ -73,6 +71,20 @@ def declared_types(path: Path, sql: str, columns: Sequence[str]) -> tuple[Column
     finally:
         schema.close()
     return tuple(found) if len(found) == len(columns) else nothing
+
+
+@functools.lru_cache(maxsize=256)
+def _outer_select(sql: str) -> tuple[exp.Select, dict[str, str | None]] | None:
+    """The statement when it is a plain ``SELECT``, and its sources (see :func:`_tables`).
+
+    Memoized: a catalog's SQL repeats call after call, and callers only read the tree
+    and the sources, never change them, so one parse serves every call.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except SqlglotError:
+        return None
+    return (tree, _tables(tree)) if isinstance(tree, exp.Select) else None
 
 
 def _tables(select: exp.Select) -> dict[str, str | None]:

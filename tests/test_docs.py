@@ -63,3 +63,22 @@ def test_every_kind_beyond_formats_is_documented_with_its_schema() -> None:
     for kind, schema in rows.items():
         assert schema == f"ledger-body-{kind}.schema.json"
         assert (DOCS.parent / "schemas" / schema).exists(), schema
+
+
+def _table_codes(text: str, heading: str) -> list[str]:
+    """The first-column codes of the table under ``heading``, down to the next heading."""
+    section = text.split(heading + "\n", 1)[1].split("\n#", 1)[0]
+    return re.findall(r"^\| `([a-z_A-Z]+)` \|", section, re.MULTILINE)
+
+
+def test_every_claim_reason_and_verdict_the_code_can_give_is_documented() -> None:
+    from typing import get_args  # noqa: PLC0415 - only this test needs them
+
+    from service.claims import REASONS  # noqa: PLC0415
+    from service.packets.manifest import ClaimReason, ClaimVerdict  # noqa: PLC0415
+
+    text = (DOCS / "formats.md").read_text()
+    reasons = _table_codes(text, "### Reason codes")
+    assert sorted(reasons) == sorted(REASONS) == sorted(get_args(ClaimReason))
+    verdicts = _table_codes(text.split("## The claim\n", 1)[1], "| verdict | meaning |\n|---|---|")
+    assert sorted(verdicts) == sorted(get_args(ClaimVerdict))

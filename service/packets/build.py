@@ -19,7 +19,6 @@ scratch, read back from the page cache into the zip and never fsynced themselves
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -28,15 +27,16 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import IO, TYPE_CHECKING, Self
 
+import orjson
+
+from catalog.digest import digest_bytes
 from catalog.ids import is_opaque_id
 from catalog.times import format_time
+from ledger.faults import crash_point
 from service.packets.bagit import BAGIT_TXT, name_problem, render_bag_info, render_manifest
+from service.packets.columns import describe_columns
 from service.packets.errors import PacketBuildError
-from service.packets.manifest import (
-    PacketManifest,
-    manifest_bytes,
-    manifest_hash,
-)
+from service.packets.manifest import PacketManifest, manifest_bytes
 from service.packets.report_html import REPORT_NAME, render_report_html
 from service.packets.staging_lock import LOCK_SUFFIX, StagingLock
 from service.packets.tables import (
@@ -90,15 +90,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    with path.open("xb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> None:
+def write_zip(
+    bag: Path,
+    root: str,
+    names: Sequence[str],
+    zip_path: Path,
+    *,
+    contents: Mapping[str, bytes] | None = None,
+) -> None:
     """Zip the bag's ``names`` under ``root/`` deterministically and fsync the zip.
+
+    A name found in ``contents`` is written from those bytes (the tag files, made in
+    memory), any other is read from ``bag``: either way the zip is the same.
 
     Entries are sorted, each stamped 1980-01-01 00:00:00 with mode 0644, with no
     directory entries and no comment, so the same bag gives the same bytes. A file
@@ -122,8 +125,9 @@ def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> Non
     with zip_path.open("xb") as raw:
         with zipfile.ZipFile(raw, "w") as archive:
             for name in sorted(names):
+                data = (contents or {}).get(name)
                 source = bag / name
-                size = source.stat().st_size
+                size = len(data) if data is not None else source.stat().st_size
                 info = zipfile.ZipInfo(f"{root}/{name}", date_time=ZIP_TIMESTAMP)
                 info.compress_type = (
                     zipfile.ZIP_STORED if size > ZIP_STORE_ABOVE else zipfile.ZIP_DEFLATED
@@ -131,10 +135,15 @@ def write_zip(bag: Path, root: str, names: Sequence[str], zip_path: Path) -> Non
                 info.create_system = 3
                 info.external_attr = ZIP_MODE << 16
                 info.file_size = size
+                if data is not None:
+                    archive.writestr(info, data)
+                    continue
                 with source.open("rb") as src, archive.open(info, "w") as dst:
                     while count := src.readinto(block):
                         dst.write(view[:count])
+                crash_point("packet.zip.entry")
         raw.flush()
+        crash_point("packet.zip.written")
         os.fsync(raw.fileno())
 
 
@@ -248,7 +257,8 @@ def render_datapackage(
         "created": created_at,
         "resources": resources,
     }
-    return (json.dumps(descriptor, ensure_ascii=False, indent=2) + "\n").encode()
+    # orjson's two-space indent is json.dumps(indent=2)'s layout, without its pure-Python encoder.
+    return orjson.dumps(descriptor, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
 class PacketBuilder:
@@ -343,8 +353,11 @@ class PacketBuilder:
                 progress=progress,
             )
         self._written[path] = written
-        if descriptions:
-            self._descriptions[path] = dict(descriptions)
+        described = describe_columns(
+            written.columns, column_types, written.column_types, descriptions
+        )
+        if described:
+            self._descriptions[path] = described
         return written
 
     def write_blob(
@@ -407,6 +420,8 @@ class PacketBuilder:
             service=service,
         )
         payload = {item.record.path: item.record.digest.sha256 for item in written}
+        packet_json = manifest_bytes(manifest)
+        packet_hash = digest_bytes(packet_json)
         tags: dict[str, bytes] = {
             "bagit.txt": BAGIT_TXT,
             "bag-info.txt": render_bag_info(
@@ -417,28 +432,24 @@ class PacketBuilder:
                 software_agent=f"govex {service.version}",
             ),
             "manifest-sha256.txt": render_manifest(payload),
-            "packet.json": manifest_bytes(manifest),
+            "packet.json": packet_json,
             "datapackage.json": render_datapackage(
                 self.packet_id, stamp, written, self._descriptions
             ),
         }
         # A tag file, covered by tagmanifest-sha256.txt; packet.json does not list it.
-        tags[REPORT_NAME] = render_report_html(
-            manifest, manifest_hash(manifest), entry_title=entry_title
-        )
-        for name, data in tags.items():
-            _write_file(self.bag / name, data)
+        tags[REPORT_NAME] = render_report_html(manifest, packet_hash, entry_title=entry_title)
         tag_digests = {name: hashlib.sha256(data).hexdigest() for name, data in tags.items()}
-        _write_file(self.bag / "tagmanifest-sha256.txt", render_manifest(tag_digests))
-        for directory in {(self.bag / path).parent for path in payload} | {self.bag}:
-            _fsync_dir(directory)
-        write_zip(
-            self.bag, self.packet_id, [*tags, "tagmanifest-sha256.txt", *payload], self.zip_path
-        )
+        tags["tagmanifest-sha256.txt"] = render_manifest(tag_digests)
+        crash_point("packet.bag.written")
+        # The tag files go from memory into the zip; only the zip is made durable.
+        write_zip(self.bag, self.packet_id, [*tags, *payload], self.zip_path, contents=tags)
+        crash_point("packet.zip.synced")
         _fsync_dir(self.staging)
         shutil.rmtree(self.bag)
+        crash_point("packet.staged")
         self._state = "finished"
-        return StagedPacket(self.packet_id, manifest, manifest_hash(manifest), self.zip_path)
+        return StagedPacket(self.packet_id, manifest, packet_hash, self.zip_path)
 
     def publish(self, staged: StagedPacket) -> Path:
         """Rename the staged zip to ``packet_root/<packet_id>.zip`` and fsync the folder.
@@ -449,7 +460,9 @@ class PacketBuilder:
         if staged.packet_id != self.packet_id or staged.zip_path != self.zip_path:
             raise PacketBuildError(path=staged.packet_id, detail="not staged by this builder")
         self.zip_path.replace(self.final_path)
+        crash_point("packet.renamed")
         _fsync_dir(self.packet_root)
+        crash_point("packet.published")
         self._state = "published"
         self._lock.release()
         return self.final_path

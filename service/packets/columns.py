@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 TABLE_SCHEMA_TYPES = frozenset(
     {"string", "number", "integer", "boolean", "object", "array", "datetime", "date", "time",
@@ -34,10 +34,14 @@ class ColumnType:
     ``schema_type`` is a Table Schema v2 type name; ``value`` the Python type of its
     non-null values (``int``, ``float``, ``bool``, ``str`` or ``bytes``). ``bytes``
     columns are written as base64 text: Table Schema ``string`` with format ``binary``.
+    ``description``, when set, says what the text is where ``schema_type`` cannot (a
+    PostgreSQL ``date`` is a ``string``: some of its values are no Table Schema ``date``);
+    it becomes the field's ``description`` in ``datapackage.json`` while the type is kept.
     """
 
     schema_type: str
     value: type
+    description: str | None = None
 
     def __post_init__(self) -> None:
         if self.schema_type not in TABLE_SCHEMA_TYPES:
@@ -83,3 +87,25 @@ def resolve_types(
         if is_binary:
             binary.add(column)
     return tuple(types), frozenset(binary)
+
+
+def describe_columns(
+    columns: Sequence[str],
+    stated: Sequence[ColumnType | None] | None,
+    types: Sequence[str],
+    given: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """Each described column's ``datapackage.json`` description: ``given``, then its type's.
+
+    ``types`` are the types written (:func:`resolve_types`); a stated type's description
+    is added only where that type was kept, so it describes the values written.
+    """
+    described = dict(given or {})
+    for column, declared, kind in zip(columns, stated or (), types, strict=False):
+        if declared is None or declared.description is None or kind != declared.schema_type:
+            continue
+        earlier = described.get(column)
+        described[column] = (
+            declared.description if earlier is None else f"{earlier}; {declared.description}"
+        )
+    return described

@@ -39,6 +39,7 @@ from catalog.authority import AuthorityStatus
 from catalog.canonical import jcs
 from catalog.digest import DigestSet, digest_bytes
 from catalog.errors import CatalogError
+from ledger.canonical import parse_json_int
 from service.packets.bagit import parse_bag_info, parse_bagit_txt, parse_manifest, parse_oxum
 from service.packets.errors import BagInvalidError, PacketCheckFailed, PacketLayoutError
 from service.packets.inclusion import InclusionEvidence, check_inclusion
@@ -168,7 +169,8 @@ def _schema(state: _State) -> str:
         first = exc.errors()[0]
         raise _Fail(_pointer(first["loc"]), f"{first['msg']} ({first['type']})") from exc
     try:
-        canonical = jcs(json.loads(data), "packet.json")
+        # An integral double past 2**53 is JCS digits: read it back as that double.
+        canonical = jcs(json.loads(data, parse_int=parse_json_int), "packet.json")
     except (ValueError, RecursionError, CatalogError) as exc:
         detail = exc.message if isinstance(exc, CatalogError) else f"{type(exc).__name__}"
         raise _Fail("packet.json", f"cannot be canonicalized: {detail}") from exc

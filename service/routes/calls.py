@@ -116,7 +116,8 @@ async def get_call_events(
     call_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> StreamingResponse:
     """Server-Sent Events: ``state`` (each change of state or progress), then ``end``."""
-    await run_in_threadpool(reads.call_record, runtime, principal, call_id)  # 404 / 403 first
+    # 404 / 403 first; another's call is ledgered as read (call.events) before any event.
+    await run_in_threadpool(reads.call_record, runtime, principal, call_id, read="call.events")
 
     async def stream() -> AsyncIterator[str]:
         async for event in call_events(runtime, call_id):

@@ -26,7 +26,7 @@ _TEXT_RESPONSE = {"content": {TEXT_MEDIA_TYPE: {"schema": {"type": "string"}}}}
 def list_entries(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    start: Annotated[int, Query(ge=0, description="First seq.")] = 0,
+    start: Annotated[int, Query(ge=0, le=reads.MAX_SEQ, description="First seq.")] = 0,
     limit: Annotated[int, Query(ge=1, le=reads.MAX_LEDGER_PAGE)] = 100,
 ) -> LedgerPage:
     """Ledger entries from ``start`` (auditors and operators); ``next`` links the next page."""
@@ -58,10 +58,14 @@ def get_checkpoint(runtime: RuntimeDep, principal: PrincipalDep) -> PlainTextRes
 def get_inclusion_proof(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    seq: Annotated[int, Query(ge=0, description="The entry to prove.")],
+    seq: Annotated[int, Query(ge=0, le=reads.MAX_SEQ, description="The entry to prove.")],
     size: Annotated[
         int | None,
-        Query(ge=1, description="Tree size of a stored checkpoint; the latest when absent."),
+        Query(
+            ge=1,
+            le=reads.MAX_SEQ,
+            description="Tree size of a stored checkpoint; the latest when absent.",
+        ),
     ] = None,
     fmt: Annotated[
         Literal["json", "tlog-proof"] | None,
@@ -83,8 +87,8 @@ def get_inclusion_proof(
 def get_consistency_proof(
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    old: Annotated[int, Query(ge=0, description="The smaller tree size.")],
-    new: Annotated[int, Query(ge=0, description="The larger tree size.")],
+    old: Annotated[int, Query(ge=0, le=reads.MAX_SEQ, description="The smaller tree size.")],
+    new: Annotated[int, Query(ge=0, le=reads.MAX_SEQ, description="The larger tree size.")],
 ) -> ConsistencyProofView:
     """The RFC 9162 proof that the tree of ``new`` entries extends the tree of ``old``."""
     return ConsistencyProofView.of(

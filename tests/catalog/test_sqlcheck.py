@@ -329,7 +329,9 @@ def test_unused_parameter_falls_back_to_line_one_and_names_them() -> None:
 def test_side_effect_detail_names_the_function() -> None:
     decision = check_sql("SELECT Pg_Advisory_Lock(42) ORDER BY 1", PG, ())
     assert isinstance(decision, Rejected)
-    assert decision.detail == "function pg_advisory_lock() has side effects"
+    assert decision.detail == (
+        "function pg_advisory_lock() has side effects: it takes or releases an advisory lock"
+    )
 
 
 def test_unknown_engine_is_a_programming_error() -> None:

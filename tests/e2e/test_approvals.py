@@ -165,7 +165,16 @@ def test_an_operator_approves_the_analysts_exact_inputs_and_the_call_runs(
     listed = client.get(f"/v1/approvals?entry={ENTRY}", headers=_auth("bob"))
     assert listed.status_code == 200
     assert [a["approval_id"] for a in listed.json()] == [approval["approval_id"]]
+    ledger = _runtime(client).ledger
+    read = ledger.get(ledger.size() - 1)
+    assert (read.kind, read.body["read"]) == ("access.read", "approval.list")
+    reader = read.body["principal"]
+    assert isinstance(reader, dict)
+    assert reader["id"] == "bob"
+    assert read.body["target"] == {"entry": ENTRY, "limit": 100, "returned": 1}
+    size = ledger.size()
     assert client.get("/v1/approvals", headers=_auth("alice")).status_code == 403
+    assert ledger.size() == size  # a refused read is no read: nothing recorded
 
 
 def test_near_expiry_passes_and_just_expired_blocks(

@@ -3,7 +3,7 @@ its entries, and the caller gets a storage problem it can retry."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +44,12 @@ def _refuse_appends_of(monkeypatch: pytest.MonkeyPatch, client: TestClient, kind
             )
         return real(kind_, body, ts)
 
+    def append_many(entries: Sequence[tuple[str, Mapping[str, Any], datetime]]) -> list[Entry]:
+        # As if the group committer split them: each entry its own commit, in order.
+        return [append(kind_, body, ts) for kind_, body, ts in entries]
+
     monkeypatch.setattr(store, "append", append)
+    monkeypatch.setattr(store, "append_many", append_many)
     return attempts
 
 

@@ -44,7 +44,27 @@ id = "typed.all"
 title = "One row of each kind of value"
 source = "typed"
 sql = "queries/typed.sql"
+
+[[query]]
+id = "typed.edges"
+title = "Dates, times and numbers at the edges of their PostgreSQL types"
+source = "typed"
+sql = "queries/edges.sql"
 """
+EDGES_SQL = "SELECT id, day, ts, tstz, span, tm, amount\nFROM edges\nORDER BY id\n"
+EDGES = (
+    "CREATE TABLE edges (id int PRIMARY KEY, day date, ts timestamp, tstz timestamptz, "
+    "span interval, tm time, amount numeric); "
+    "INSERT INTO edges VALUES "
+    "(1, '2024-02-29', '2024-02-29 23:30:00.5', '2024-03-01 01:30:00+02', '1 day 2 hours', "
+    "'13:45', 12.5), "
+    "(2, 'infinity', 'infinity', 'infinity', '-1 day', '24:00:00', 'NaN'), "
+    "(3, '-infinity', '-infinity', '-infinity', '-1 year 2 mons -3 days 04:05:06.7', '00:00', "
+    "'Infinity'), "
+    "(4, '0044-03-15 BC', '0044-03-15 10:00 BC', '0044-03-15 10:00+00 BC', '0', "
+    "'23:59:59.999999', '-Infinity'), "
+    "(5, '10000-01-01', '10000-01-01 00:00', '10000-01-01 00:00+00', '1 sec', NULL, NULL)"
+)
 PG_SQL = (
     "SELECT id, name, amount, paid, placed, at, ratio, raw, meta, nothing\n"
     "FROM typed\nORDER BY id\n"
@@ -114,7 +134,7 @@ def pg_client(postgres: PostgresServer, tmp_path: Path) -> Iterator[TestClient]:
         "INSERT INTO typed SELECT g, 'name \"' || g || '\", café', (g % 97) + 0.25, g % 2 = 0, "
         "date '2024-01-01' + g % 365, timestamptz '2024-01-01 10:00:00+00' + g * interval '1 h', "
         "g / 7.0, decode(lpad(to_hex(g), 4, '0'), 'hex'), jsonb_build_object('g', g), NULL "
-        "FROM generate_series(1, 500) g",  # PG_ROWS
+        "FROM generate_series(1, 500) g; " + EDGES,  # PG_ROWS
         database,
     )
     role = f"govex_reader_{uuid.uuid4().hex[:12]}"
@@ -123,6 +143,7 @@ def pg_client(postgres: PostgresServer, tmp_path: Path) -> Iterator[TestClient]:
     (directory / "queries").mkdir(parents=True)
     (directory / "catalog.toml").write_text(PG_CATALOG)
     (directory / "queries" / "typed.sql").write_text(PG_SQL)
+    (directory / "queries" / "edges.sql").write_text(EDGES_SQL)
     write_seal(directory / SEAL_FILE, compute_seal(load_catalog_dir(directory), datetime.now(UTC)))
     settings = Settings(
         catalog_dir=directory,
@@ -146,3 +167,36 @@ def test_a_postgresql_packet_passes_bagit_frictionless_and_govex(
     (task,) = checked.tasks
     assert task.stats["rows"] == PG_ROWS
     assert task.stats["fields"] == 10
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_infinite_bc_and_far_dates_and_negative_intervals_pass_frictionless(
+    pg_client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture, fmt: str
+) -> None:
+    """date, timestamp(tz) and interval columns are strings that say what their text is."""
+    zip_path, result = issue(pg_client, tmp_path, fmt=fmt, entry="typed.edges")
+    assert result["verdict"] == "ran_clean", result
+    checked = _three_verifiers(zip_path, result, tmp_path, caplog)
+    (task,) = checked.tasks
+    assert task.stats["rows"] == 5
+    bag_dir = tmp_path / "extracted" / result["packet_id"]
+    (resource,) = json.loads((bag_dir / "datapackage.json").read_text())["resources"]
+    fields = {f["name"]: f for f in resource["schema"]["fields"]}
+    assert {name: f["type"] for name, f in fields.items()} == {
+        "id": "integer", "day": "string", "ts": "string", "tstz": "string", "span": "string",
+        "tm": "time", "amount": "number",
+    }  # fmt: skip
+    assert fields["day"]["description"].startswith("PostgreSQL date as text: YYYY-MM-DD;")
+    assert fields["tstz"]["description"].startswith("PostgreSQL timestamptz as text, in UTC")
+    assert fields["span"]["description"].startswith("PostgreSQL interval as text")
+    assert {"description"} & set(fields["tm"]) == set()
+    with frictionless.Package(str(bag_dir / "datapackage.json")).resources[0] as read:
+        rows = [row.to_dict() for row in read.row_stream]
+    assert [row["day"] for row in rows] == [
+        "2024-02-29", "infinity", "-infinity", "0044-03-15 BC", "10000-01-01",
+    ]  # fmt: skip  # as PostgreSQL prints them
+    assert [row["tstz"] for row in rows][::2] == [
+        "2024-02-29 23:30:00+00", "-infinity", "10000-01-01 00:00:00+00",
+    ]  # fmt: skip
+    assert [row["span"] for row in rows] == ["P1DT2H", "P-1D", "P-10M-3DT4H5M6.7S", "PT0S", "PT1S"]
+    assert rows[4]["tm"] is None  # NULL, read as missing

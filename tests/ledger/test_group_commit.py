@@ -351,3 +351,31 @@ def test_a_batch_of_coroutines_wakes_their_event_loop_once() -> None:
     assert [len(batch) for batch in commit.batches] == [1, 12]
     assert wake_ups == [1, 2]  # one hand-off per committed batch, not one per coroutine
     committer.close()
+
+
+def test_submit_many_queues_its_items_together_in_order_and_returns_each_result() -> None:
+    commit = GatedCommit()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    first = _blocked_first_batch(committer, commit)
+    results: list[list[str]] = []
+    many = threading.Thread(target=lambda: results.append(committer.submit_many(["a", "b", "c"])))
+    many.start()
+    _wait_queued(committer, 3)
+    commit.gate.set()
+    first.join()
+    many.join(_WAIT_S)
+    assert results == [["r:a", "r:b", "r:c"]]
+    assert commit.batches == [["first"], ["a", "b", "c"]]  # one commit for the three
+    committer.close()
+
+
+def test_submit_many_raises_the_first_refusal_after_every_item_settled() -> None:
+    refused = ValueError("refused b")
+    commit = GatedCommit(outcome=lambda item: refused if item == "b" else f"r:{item}")
+    commit.gate.set()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    with pytest.raises(ValueError, match="refused b"):
+        committer.submit_many(["a", "b", "c"])
+    assert commit.batches == [["a", "b", "c"]]
+    assert committer.submit("d") == "r:d"  # nothing left waiting or in flight
+    committer.close()

@@ -493,3 +493,28 @@ def test_concurrent_processes_give_one_gap_free_chain(
         assert store.verify().size == WORKERS * PER_WORKER
         ids = sorted(str(e.body["call_id"]) for e in store.list_entries(0, WORKERS * PER_WORKER))
     assert ids == sorted(f"w{w}-{i}" for w in range(WORKERS) for i in range(PER_WORKER))
+
+
+def test_append_many_appends_in_order_in_one_commit(store: LedgerStore, moment: datetime) -> None:
+    store.append("call.denied", {"call_id": "c0", "reason": "x"}, moment)
+    commits = store.group_commits
+    entries = store.append_many(
+        [("call.denied", {"call_id": f"c{i}", "reason": "x"}, moment) for i in (1, 2, 3)]
+    )
+    assert [(e.seq, e.body["call_id"]) for e in entries] == [(1, "c1"), (2, "c2"), (3, "c3")]
+    assert store.group_commits == commits + 1
+    assert [store.get(seq) for seq in (1, 2, 3)] == entries
+    assert store.verify().size == 4
+
+
+def test_append_many_refuses_a_bad_body_before_anything_is_appended(
+    store: LedgerStore, moment: datetime
+) -> None:
+    with pytest.raises(AppendRefused):
+        store.append_many(
+            [
+                ("call.denied", {"call_id": "c1", "reason": "x"}, moment),
+                ("no.such.kind", {}, moment),
+            ]
+        )
+    assert store.size() == 0

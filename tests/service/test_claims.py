@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from catalog.model import Claim, RowBound
-from service.claims import RunFacts, is_snapshot, judge_claim
+from service.claims import REASONS, RunFacts, is_snapshot, judge_claim
+from service.packets.manifest import ClaimReason
 from service.run_postgres import BOUNDARY_POSTGRES, BOUNDARY_POSTGRES_EXHAUSTIVE
 from service.run_sql import BOUNDARY_SQLITE
 from service.verdicts import Verdict
@@ -119,7 +122,11 @@ def test_each_verdict_and_reason(
 ) -> None:
     judged = judge_claim(claim, facts)
     assert (judged.verdict, judged.reason) == (verdict, reason)
-    assert (judged.expect, judged.surface) == (claim.expect, claim.surface)
+    recorded = judged.model_dump(mode="json")
+    assert (recorded["expect"], recorded["surface"]) == (
+        claim.model_dump(mode="json")["expect"],
+        claim.surface,
+    )  # a bound is recorded with both keys, as the catalog's resolved entry holds it
 
 
 def test_every_reason_is_reachable() -> None:
@@ -128,6 +135,10 @@ def test_every_reason_is_reachable() -> None:
         "scoped_surface", "truncated", "timed_out", "row_security", "error", "no_snapshot",
         "bound_exceeded", "bound_not_met",
     }  # fmt: skip
+
+
+def test_the_rules_emit_exactly_the_reasons_packet_json_allows() -> None:
+    assert set(get_args(ClaimReason)) == REASONS
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ from typing import Any
 
 from catalog.authority import AuthorityStatus
 from catalog.digest import digest_bytes
-from catalog.model import RowBound
 from service.packets.build import PacketBuilder
 from service.packets.manifest import (
     CatalogRef,
     Claim,
+    ClaimBound,
     EntryRef,
     LedgerRef,
     PacketManifest,
@@ -56,7 +56,7 @@ CONTRACT: dict[str, Any] = {
     },
 }
 CLAIM = Claim(
-    expect=RowBound(max_rows=2), surface="exhaustive", verdict="NOT_EVIDENCED",
+    expect=ClaimBound(min_rows=None, max_rows=2), surface="exhaustive", verdict="NOT_EVIDENCED",
     reason="bound_exceeded",
 )  # fmt: skip
 
