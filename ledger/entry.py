@@ -364,6 +364,22 @@ class ReplayFinishedBody(_Body):
     error: str | None = None
 
 
+AccessRead = Literal[
+    "ledger.entries",
+    "ledger.inclusion_proof",
+    "ledger.consistency_proof",
+    "packet.zip",
+    "packet.manifest",
+    "packet.proof",
+    "packet.verify",
+    "call.status",
+    "call.events",
+    "call.list",
+    "approval.list",
+]
+"""What an ``access.read`` entry says was read (``service.read_audit`` names the same)."""
+
+
 class AccessReadBody(_Body):
     """Who read what through the service: one entry per read request, never per row.
 
@@ -374,19 +390,7 @@ class AccessReadBody(_Body):
     """
 
     principal: dict[str, Any]
-    read: Literal[
-        "ledger.entries",
-        "ledger.inclusion_proof",
-        "ledger.consistency_proof",
-        "packet.zip",
-        "packet.manifest",
-        "packet.proof",
-        "packet.verify",
-        "call.status",
-        "call.events",
-        "call.list",
-        "approval.list",
-    ]
+    read: AccessRead
     request_id: str | None
     packet_id: str | None = Field(default=None, pattern=OPAQUE_ID_PATTERN)
     manifest_hash: BodyDigest | None = None

@@ -36,9 +36,10 @@ Proofs reveal entries (their leaf inputs) and are recorded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from catalog.ids import is_opaque_id
+from ledger.entry import AccessRead
 from service.context import request_id_var
 
 if TYPE_CHECKING:
@@ -49,19 +50,7 @@ if TYPE_CHECKING:
     from service.packets.report import VerifyReport
     from service.runtime import Runtime
 
-Read = Literal[
-    "ledger.entries",
-    "ledger.inclusion_proof",
-    "ledger.consistency_proof",
-    "packet.zip",
-    "packet.manifest",
-    "packet.proof",
-    "packet.verify",
-    "call.status",
-    "call.events",
-    "call.list",
-    "approval.list",
-]
+Read = AccessRead  # the reads an access.read entry may name
 
 
 def record_read(

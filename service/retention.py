@@ -37,6 +37,7 @@ from ledger.errors import LedgerError
 from ledger.store import ledger_entries
 from service.errors import LeaseUnavailable
 from service.ids import new_ulid
+from service.packets.build import fsync_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -184,7 +185,7 @@ class RetentionSweeper:
             out.flush()
             os.fsync(out.fileno())
         temporary.replace(target)
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
     def _unlink(self, packet_id: str) -> bool:
         """Private: remove the packet's zip; whether there was one."""
@@ -193,7 +194,7 @@ class RetentionSweeper:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(self._root)
+        fsync_dir(self._root)
         return True
 
     def _renew(self, lease: Lease) -> Lease:
@@ -273,11 +274,3 @@ class PeriodicSweeps:
         self.run_once()
         while not self._stopping.wait(self._interval_s):
             self.run_once()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

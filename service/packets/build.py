@@ -82,7 +82,8 @@ class StagedPacket:
     zip_path: Path
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (creations, renames, removals) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -445,7 +446,7 @@ class PacketBuilder:
         # The tag files go from memory into the zip; only the zip is made durable.
         write_zip(self.bag, self.packet_id, [*tags, *payload], self.zip_path, contents=tags)
         crash_point("packet.zip.synced")
-        _fsync_dir(self.staging)
+        fsync_dir(self.staging)
         shutil.rmtree(self.bag)
         crash_point("packet.staged")
         self._state = "finished"
@@ -461,7 +462,7 @@ class PacketBuilder:
             raise PacketBuildError(path=staged.packet_id, detail="not staged by this builder")
         self.zip_path.replace(self.final_path)
         crash_point("packet.renamed")
-        _fsync_dir(self.packet_root)
+        fsync_dir(self.packet_root)
         crash_point("packet.published")
         self._state = "published"
         self._lock.release()
@@ -489,7 +490,7 @@ def clean_staging(packet_root: Path) -> list[str]:
     if not staging.is_dir():
         return []
     removed = []
-    owners = sorted({_packet_of(child.name) for child in staging.iterdir()})
+    owners = sorted({staging_owner(child.name) for child in staging.iterdir()})
     for packet_id in owners:
         lock = StagingLock.take(staging / f"{packet_id}{LOCK_SUFFIX}")
         if lock is None:
@@ -506,11 +507,11 @@ def clean_staging(packet_root: Path) -> list[str]:
                 removed.append(child.name)
         finally:
             lock.release()
-    _fsync_dir(staging)
+    fsync_dir(staging)
     return sorted(removed)
 
 
-def _packet_of(name: str) -> str:
+def staging_owner(name: str) -> str:
     """The packet id a staging entry belongs to (``<id>``, ``<id>.zip``, ``<id>.lock``)."""
     for suffix in (".zip", LOCK_SUFFIX):
         if name.endswith(suffix):

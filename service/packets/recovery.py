@@ -26,7 +26,6 @@ every leftover, issued or not).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from catalog.authority import AuthorityStatus
 from catalog.digest import DigestSet
 from catalog.ids import is_opaque_id
 from service.ledger_scan import entries_after
-from service.packets.build import STAGING
+from service.packets.build import STAGING, fsync_dir, staging_owner
 from service.packets.staging_lock import LOCK_SUFFIX, StagingLock
 from service.packets.verify import verify_packet_file
 
@@ -100,7 +99,7 @@ def recover_staging(packet_root: Path, issued: IssuedLookup) -> StagingRecovery:
     published: list[str] = []
     removed: list[str] = []
     quarantined: list[str] = []
-    for packet_id in sorted({_owner(child.name) for child in staging.iterdir()}):
+    for packet_id in sorted({staging_owner(child.name) for child in staging.iterdir()}):
         lock = StagingLock.take(staging / f"{packet_id}{LOCK_SUFFIX}")
         if lock is None:
             continue  # a live builder's
@@ -123,7 +122,7 @@ def recover_staging(packet_root: Path, issued: IssuedLookup) -> StagingRecovery:
                     quarantined.append(staged.name)
         finally:
             lock.release()
-    _fsync_dir(staging)
+    fsync_dir(staging)
     recovery = StagingRecovery(tuple(published), tuple(sorted(removed)), tuple(quarantined))
     if published or quarantined:
         _log.warning(
@@ -158,7 +157,7 @@ def _settle_zip(packet_root: Path, packet_id: str, staged: Path, issued: IssuedL
         _quarantine(packet_root, staged, "issued, and a published zip of that id exists")
         return "quarantined"
     staged.replace(final)
-    _fsync_dir(packet_root)
+    fsync_dir(packet_root)
     return "published"
 
 
@@ -187,21 +186,5 @@ def _quarantine(packet_root: Path, staged: Path, reason: str) -> None:
         number += 1
         target = folder / f"{staged.name}.{number}"
     staged.replace(target)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     _log.error("packet.quarantined", name=staged.name, moved_to=str(target), reason=reason)
-
-
-def _owner(name: str) -> str:
-    """Private: the packet id a staging name belongs to (``<id>``, ``<id>.zip``, ``<id>.lock``)."""
-    for suffix in (".zip", LOCK_SUFFIX):
-        if name.endswith(suffix):
-            return name.removesuffix(suffix)
-    return name
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
