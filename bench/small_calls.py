@@ -108,8 +108,24 @@ def _datasette(work: Path) -> Path:
     return env / "bin" / "datasette"
 
 
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+    return total
+
+
 @contextmanager
-def _server(command: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+def _server(command: list[str], env: dict[str, str], health: str) -> Iterator[int]:
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -129,7 +145,7 @@ def _server(command: list[str], env: dict[str, str], health: str) -> Iterator[No
                 raise RuntimeError(f"{command[0]} did not start")
             time.sleep(0.2)
         time.sleep(2.0)  # every worker up
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -182,17 +198,23 @@ async def _load(port: int, request: bytes, seconds: float) -> dict[str, float]:
         "p50_ms": cuts[49] * 1000,
         "p99_ms": cuts[98] * 1000,
         "errors": float(sum(errors)),
+        "requests": float(len(warm) + len(latencies)),
     }
 
 
-def _run_load(port: int, request: bytes) -> dict[str, float]:
+def _run_load(port: int, request: bytes, servers: tuple[int, ...]) -> dict[str, float]:
+    """The load's figures, and the CPU the ``servers`` (process trees) spent per request."""
+    before = sum(_tree_cpu_s(pid) for pid in servers)
     result = subprocess.run(
         [sys.executable, __file__, "load", str(port), request.decode("latin-1"), str(SECONDS)],
         capture_output=True,
         text=True,
         check=True,
     )
+    spent = sum(_tree_cpu_s(pid) for pid in servers) - before
     figures: dict[str, float] = json.loads(result.stdout)
+    figures["cpu_ms"] = spent * 1000 / figures.pop("requests")
+    figures["cores"] = figures["cpu_ms"] * figures["rps"] / 1000
     return figures
 
 
@@ -231,8 +253,8 @@ def measure(work: Path) -> dict[str, dict[str, float]]:
         ],
         dict(os.environ),
         str(port),
-    ):
-        results["Datasette, canned query"] = _run_load(port, _requests(port)[1])
+    ) as server:
+        results["Datasette, canned query"] = _run_load(port, _requests(port)[1], (server,))
     govex = str(Path(sys.executable).parent / "govex")
     base_env = {
         **os.environ,
@@ -248,15 +270,19 @@ def measure(work: Path) -> dict[str, dict[str, float]]:
         "GOVEX_PACKET_ROOT": str(work / "packets-1"),
     }
     port = _free_port()
-    with _server([govex, "serve", "--port", str(port)], env, str(port)):
-        results["govex, 1 worker, SQLite ledger"] = _run_load(port, _requests(port)[0])
+    with _server([govex, "serve", "--port", str(port)], env, str(port)) as server:
+        results["govex, 1 worker, SQLite ledger"] = _run_load(port, _requests(port)[0], (server,))
     postgres = PostgresServer.start_new()
     try:
         url = postgres.create_database("bench_small")
         env = {**base_env, "GOVEX_LEDGER_URL": url, "GOVEX_PACKET_ROOT": str(work / "packets-4")}
         port = _free_port()
-        with _server([govex, "serve", "--port", str(port), "--workers", "4"], env, str(port)):
-            results["govex, 4 workers, PostgreSQL ledger"] = _run_load(port, _requests(port)[0])
+        command = [govex, "serve", "--port", str(port), "--workers", "4"]
+        with _server(command, env, str(port)) as server:
+            both = (server, postgres.pid)  # the workers' CPU and the ledger database's
+            results["govex, 4 workers, PostgreSQL ledger"] = _run_load(
+                port, _requests(port)[0], both
+            )
     finally:
         postgres.stop()
     return results
@@ -267,7 +293,8 @@ def section(results: dict[str, dict[str, float]]) -> str:
     one = results["govex, 1 worker, SQLite ledger"]
     four = results["govex, 4 workers, PostgreSQL ledger"]
     rows = "\n".join(
-        f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']:.0f} |"
+        f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']:.0f} "
+        f"| {r['cpu_ms']:.2f} | {r['cores']:.2f} |"
         for name, r in results.items()
     )
     return (
@@ -276,13 +303,22 @@ def section(results: dict[str, dict[str, float]]) -> str:
         f"{WARMUP_S:.0f} s of warm-up); each govex request is a fully governed call (ledgered "
         "durably, packet written and published), Datasette serves the same 20-row SELECT as "
         "a canned query on the same SQLite file. Run alone: `python bench/small_calls.py`.\n\n"
-        "| configuration | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|\n"
+        "CPU ms/request: user + system time of the server's processes (and, for 4 workers, "
+        "of the PostgreSQL server) over the load, per request served; cores: that times "
+        "requests/s. The load generator runs on the same cores.\n\n"
+        "| configuration | requests/s | p50 ms | p99 ms | non-2xx | CPU ms/request | cores |\n"
+        "|---|---|---|---|---|---|---|\n"
         f"{rows}\n\n"
         f"- govex 1 worker / Datasette: **{one['rps'] / reference['rps']:.2f}x** requests/s "
         f"(target 1.0x), p99 {one['p99_ms']:.0f} ms vs {reference['p99_ms']:.0f} ms (target: no "
         "worse).\n"
         f"- govex 4 workers (PostgreSQL) / 1 worker: **{four['rps'] / one['rps']:.2f}x** "
         "(target 2.5x).\n"
+        f"- CPU per request: govex {one['cpu_ms']:.1f} ms, Datasette {reference['cpu_ms']:.1f} ms "
+        f"({one['cpu_ms'] / reference['cpu_ms']:.0f}x). One govex worker keeps "
+        f"{one['cores']:.2f} of this machine's {os.cpu_count()} cores busy, so no number of "
+        f"workers here can serve more than about {(os.cpu_count() or 1) / one['cores']:.1f}x "
+        "its requests/s (less, as the load generator shares the cores).\n"
     )
 
 

@@ -17,6 +17,11 @@ connection and transaction objects for every batch. A batch is:
 - SQLite: ``BEGIN IMMEDIATE`` (the write lock), the head query, one
   ``executemany``, ``COMMIT`` (``synchronous=FULL``: durable).
 
+A batch with companion writes (:mod:`ledger.companion`) runs them after its rows,
+before the commit: on SQLite in the same transaction; on PostgreSQL in the lock-first
+transaction (lock, head, ``COPY``, the writes, ``COMMIT``), as one function call cannot
+carry them.
+
 Any failure rolls back, drops the connection (the next batch opens a fresh
 one) and is raised as SQLAlchemy's ``DBAPIError``, so callers map storage
 errors in one place (:func:`ledger.sql_session.storage_error`).
@@ -29,15 +34,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
+from ledger.companion import pyformat
 from ledger.faults import crash_point
 from ledger.sql_session import sqlite_write_gate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from sqlalchemy import Engine
 
 EntryRow = tuple[int, str, str, bytes, bytes]  # seq, kind, ts, leaf_input, leaf_hash
+Write = tuple[str, "Mapping[str, Any]"]  # a companion's statement (``:name`` style) and values
 Head = tuple[int, bytes] | None  # (seq, leaf_hash) of the last entry; None when empty
 
 _HEAD = "SELECT seq, leaf_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1"
@@ -72,14 +79,23 @@ class Appender:
         self._head: Head | _Unknown = UNKNOWN  # the head after this appender's last commit
         self._lock_first = 0  # batches left that skip the optimistic try (others append too)
 
-    def append(self, build: Callable[[Head], list[EntryRow]]) -> list[EntryRow]:
-        """Lock, read the head, insert ``build(head)`` and commit; return the rows inserted."""
+    def append(
+        self,
+        build: Callable[[Head], list[EntryRow]],
+        writes: Callable[[], list[Write]] | None = None,
+    ) -> list[EntryRow]:
+        """Lock, read the head, insert ``build(head)``, run ``writes()``, commit; return the rows.
+
+        ``writes`` is called after the last ``build``: the companion writes of those rows.
+        """
         try:
             if self._raw is None:
                 self._raw = self._checkout()
             driver = self._raw.driver_connection
             crash_point("ledger.append.begin")
-            if self._postgres:
+            if self._postgres and writes is not None:
+                rows = _append_postgres_locked(driver, build, writes)
+            elif self._postgres:
                 tries = 0 if self._lock_first > 0 else _OPTIMISTIC_TRIES
                 rows, missed = _append_postgres(driver, build, self._head, tries)
                 self._lock_first = _LOCK_FIRST_BATCHES if missed else max(self._lock_first - 1, 0)
@@ -87,7 +103,7 @@ class Appender:
                 gate = sqlite_write_gate(self._engine.url.database)
                 entered = gate.enter()
                 try:
-                    rows = _append_sqlite(driver, build)
+                    rows = _append_sqlite(driver, build, writes)
                 finally:
                     if entered:
                         gate.leave()
@@ -160,6 +176,15 @@ def _append_postgres(
         if appended:
             return rows, False
         head = _as_head((seq, digest))
+    return _append_postgres_locked(driver, build, None), tries > 0
+
+
+def _append_postgres_locked(
+    driver: Any,  # noqa: ANN401 - a psycopg connection
+    build: Callable[[Head], list[EntryRow]],
+    writes: Callable[[], list[Write]] | None,
+) -> list[EntryRow]:
+    """Private: lock first, read the head, ``COPY`` the rows, run ``writes()``, commit."""
     with driver.transaction(), driver.cursor() as cursor:
         rows = build(
             _as_head(
@@ -169,7 +194,22 @@ def _append_postgres(
         with cursor.copy(_COPY) as copy:
             copy.write(_copy_text(rows))
         crash_point("ledger.append.insert")
-    return rows, tries > 0
+        if writes is not None:
+            for statement, values in _grouped(writes()):
+                # One statement's writes go together: psycopg pipelines an executemany.
+                cursor.executemany(pyformat(statement), values)
+    return rows
+
+
+def _grouped(writes: list[Write]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """Private: consecutive writes of one statement together, in order."""
+    groups: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for statement, values in writes:
+        if groups and groups[-1][0] == statement:
+            groups[-1][1].append(values)
+        else:
+            groups.append((statement, [values]))
+    return groups
 
 
 def _as_head(row: tuple[Any, Any] | None) -> Head:
@@ -201,13 +241,20 @@ def _copy_text(rows: list[EntryRow]) -> bytes:
     ).encode("ascii")
 
 
-def _append_sqlite(driver: Any, build: Callable[[Head], list[EntryRow]]) -> list[EntryRow]:  # noqa: ANN401
+def _append_sqlite(
+    driver: Any,  # noqa: ANN401 - a sqlite3 connection
+    build: Callable[[Head], list[EntryRow]],
+    writes: Callable[[], list[Write]] | None,
+) -> list[EntryRow]:
     """Private: the SQLite batch under ``BEGIN IMMEDIATE`` (the connection is in autocommit)."""
     driver.execute("BEGIN IMMEDIATE")
     try:
         rows = build(_as_head(driver.execute(_HEAD).fetchone()))
         driver.executemany(_SQLITE_INSERT, rows)
         crash_point("ledger.append.insert")
+        if writes is not None:
+            for statement, values in _grouped(writes()):
+                driver.executemany(statement, values)
         driver.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):

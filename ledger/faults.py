@@ -43,8 +43,8 @@ CRASH_POINTS: Mapping[str, str] = MappingProxyType(
         "packet.zip.synced": "packet: staged zip fsynced, its folder not yet",
         "packet.staged": "packet: staged zip and folder durable, bag removed; not issued",
         "call.indexed": "call: call.finished, packet.issued and the index durable; not renamed",
-        "packet.renamed": "packet: renamed into the packet root, folder not fsynced",
-        "packet.published": "packet: rename durable (folder fsynced)",
+        "packet.renamed": "packet: renamed into the packet root (never fsynced), lock held",
+        "packet.published": "packet: published, its staging lock released",
         "call.respond": "call: everything durable and published; the caller not yet answered",
         # Checkpoints (ledger.store.add_checkpoint).
         "checkpoint.insert": "checkpoint: signed row inserted, not committed",

@@ -49,6 +49,7 @@ class _Slot(Generic[ItemT, ResultT]):
     error: BaseException | None = None
     released: threading.Lock | None = None  # a thread waits on it (held until released)
     future: asyncio.Future[ResultT] | None = None  # a coroutine waits (``released`` is None)
+    ends_group: bool = True  # False inside a submit_many group: the batch takes the rest too
 
 
 class CommitterClosed(RuntimeError):
@@ -95,11 +96,16 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         return slot.result  # type: ignore[return-value]  # ResultT may itself admit None
 
     def submit_many(self, items: Sequence[ItemT]) -> list[ResultT]:
-        """:meth:`submit` for several items, queued together and in order.
+        """:meth:`submit` for several items, queued together and in order, in one commit.
 
-        They usually share one commit. Waits for all, then raises the first refusal, if any.
+        A batch never splits them (it may then hold more than ``max_batch`` items). Waits
+        for all, then raises the first refusal, if any.
         """
-        slots: list[_Slot[ItemT, ResultT]] = [_Slot(item, released=_held_lock()) for item in items]
+        last = len(items) - 1
+        slots: list[_Slot[ItemT, ResultT]] = [
+            _Slot(item, released=_held_lock(), ends_group=index == last)
+            for index, item in enumerate(items)
+        ]
         self._enqueue(*slots)
         for slot in slots:
             slot.released.acquire()  # type: ignore[union-attr]  # a thread's slot has its lock
@@ -155,8 +161,11 @@ class GroupCommitter(Generic[ItemT, ResultT]):
                 # share this commit instead of the next one (callers alternate otherwise).
                 time.sleep(_GATHER_S)
             with self._work:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
+                size = min(self._max_batch, len(self._queue))
+                while not self._queue[size - 1].ends_group:  # a group is queued whole
+                    size += 1
+                batch = self._queue[:size]
+                del self._queue[:size]
                 self._peak = max(len(batch), self._peak * 7 // 8)  # forget old concurrency
             self._commit_batch(batch)
 

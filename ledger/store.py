@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ledger.appender import Appender, EntryRow, Head
+from ledger.appender import Appender, EntryRow, Head, Write
 from ledger.canonical import jcs
 from ledger.chain import LedgerReport
 from ledger.entry import (
@@ -77,6 +77,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import datetime
     from types import TracebackType
+
+    from ledger.companion import Companion
 
 _BATCH = 1000  # rows per read transaction when streaming
 _log = logging.getLogger("govex.ledger")
@@ -122,6 +124,8 @@ class _Draft:
     ts: str
     body: dict[str, Any]
     body_jcs: bytes
+    companion: Companion | None = None  # on the last draft of its submission
+    group: int = 1  # drafts in its submission, itself the last (seqs follow in order)
 
 
 class LedgerStore:
@@ -216,8 +220,18 @@ class LedgerStore:
         """
         self._observers = (*self._observers, observer)
 
-    def append(self, kind: str, body: Mapping[str, Any], ts: datetime) -> Entry:
+    def append(
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        ts: datetime,
+        *,
+        companion: Companion | None = None,
+    ) -> Entry:
         """Append an entry of ``kind`` and return it as stored; durable when this returns.
+
+        ``companion`` (:mod:`ledger.companion`) is a write of the caller's committed in the
+        same transaction, with the entry's seq at hand.
 
         Raises :class:`AppendRefused` (nothing written) for an unknown kind, a
         body its kind's model refuses, or a body value JCS cannot encode;
@@ -226,19 +240,27 @@ class LedgerStore:
         when the database could not commit it: then it is not in the ledger.
         """
         # Validated and encoded by the caller, while the committer waits for the database.
-        return self._group.submit(_draft(kind, body, ts))
+        draft = _draft(kind, body, ts)
+        if companion is not None:
+            draft = replace(draft, companion=companion)
+        return self._group.submit(draft)
 
     def append_many(
-        self, entries: Sequence[tuple[str, Mapping[str, Any], datetime]]
+        self,
+        entries: Sequence[tuple[str, Mapping[str, Any], datetime]],
+        *,
+        companion: Companion | None = None,
     ) -> list[Entry]:
         """Append ``(kind, body, ts)`` entries in order; durable when this returns.
 
-        They are queued together, so they take seqs in this order and usually one commit
-        (one fsync) instead of one each. Raises as :meth:`append` does: a body refused
-        before anything is queued; for a failed commit, the first failure (entries of an
-        earlier batch, when the group split them, stay appended).
+        They are queued together and commit in one transaction (one fsync), taking
+        consecutive seqs in this order; ``companion`` commits with them and sees them all.
+        Raises as :meth:`append` does: a body refused before anything is queued; a failed
+        commit appends none of them.
         """
         drafts = [_draft(kind, body, ts) for kind, body, ts in entries]
+        if drafts:
+            drafts[-1] = replace(drafts[-1], companion=companion, group=len(drafts))
         return self._group.submit_many(drafts)
 
     async def append_async(self, kind: str, body: Mapping[str, Any], ts: datetime) -> Entry:
@@ -268,8 +290,17 @@ class LedgerStore:
                 seq, prev = seq + 1, digest.hex()
             return rows
 
+        def writes() -> list[Write]:
+            # Called once the rows are final: each companion sees its submission's entries.
+            return [
+                (companion.statement, companion.values(entries[i - draft.group + 1 : i + 1]))
+                for i, draft in enumerate(drafts)
+                if (companion := draft.companion) is not None
+            ]
+
+        has_companions = any(draft.companion is not None for draft in drafts)
         try:
-            rows = self._appender.append(build)
+            rows = self._appender.append(build, writes if has_companions else None)
         except DBAPIError as exc:
             raise storage_error(exc, "append") from exc
         with self._tree_lock:

@@ -40,18 +40,31 @@ def authenticate_or_ledger(
     try:
         return runtime.auth.authenticate(authorization, runtime.clock(), client=client)
     except Unauthenticated as exc:
-        entry = runtime.ledger.append(
-            "auth.refused",
-            {
-                "via": via,
-                "client": client,
-                "request": request,
-                "request_id": request_id,
-                "code": problem_code(exc),
-                "reason": exc.message,
-                "where": exc.where,
-            },
-            runtime.clock(),
-        )
-        exc.ledger_seq = entry.seq
+        ledger_refusal(runtime, exc, via=via, client=client, request=request, request_id=request_id)
         raise
+
+
+def ledger_refusal(
+    runtime: Runtime,
+    exc: Unauthenticated,
+    *,
+    via: Literal["http", "cli"],
+    client: str | None = None,
+    request: str | None = None,
+    request_id: str | None = None,
+) -> None:
+    """Append ``auth.refused`` for ``exc`` and set its ``ledger_seq`` (the caller raises it)."""
+    entry = runtime.ledger.append(
+        "auth.refused",
+        {
+            "via": via,
+            "client": client,
+            "request": request,
+            "request_id": request_id,
+            "code": problem_code(exc),
+            "reason": exc.message,
+            "where": exc.where,
+        },
+        runtime.clock(),
+    )
+    exc.ledger_seq = entry.seq

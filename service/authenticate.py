@@ -94,6 +94,16 @@ class Authenticator:
             _log.info("auth.failed", client=client, where=exc.where)
             raise
 
+    def may_block(self, authorization: str | None) -> bool:
+        """Whether authenticating ``authorization`` may wait on I/O beyond a file's stat.
+
+        A JWT goes to a verifier that may fetch or reload keys; an API key is a hash looked
+        up in memory (the keys file is stat-ed, and re-read only when it changed).
+        """
+        if self.jwt is None or authorization is None:
+            return False
+        return is_jws_compact(authorization.partition(" ")[2].strip())
+
     def _verify(self, token: str, now: datetime) -> Principal:
         """Steps 3 and 4: a JWT to the verifier (when enabled), anything else to the keyring."""
         if not is_jws_compact(token):

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
@@ -25,7 +25,11 @@ from service.calls import AcceptedCall, CallResult, run_accepted
 from service.cancel import CancelToken
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from service.runtime import Runtime
+
+OtherT = TypeVar("OtherT")
 
 _log = structlog.get_logger("govex.calls")
 REAP_EVERY_S = 30.0  # how often each worker finishes calls a dead worker left unfinished
@@ -64,6 +68,8 @@ class CallExecutor:
     def __init__(self, runtime: Runtime, workers: int, *, cancel_poll_s: float = 0.5) -> None:
         self._runtime = runtime
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="govex-call")
+        self._workers = workers
+        self._queued = 0  # jobs submitted to the pool and not ended: past workers, they wait
         self._running: dict[str, RunningCall] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -101,10 +107,62 @@ class CallExecutor:
         with self._lock:
             if self._closing:
                 token.cancel("service shutting down")
+            self._queued += 1
             future = self._pool.submit(self._run, accepted, token)
             running = RunningCall(accepted.call_id, future, token)
             self._running[accepted.call_id] = running
         return running
+
+    def has_idle_thread(self) -> bool:
+        """Whether a job submitted now would start at once (a hint: others may take it first)."""
+        with self._lock:
+            return self._queued < self._workers and not self._closing
+
+    def accept_then_run(
+        self, accept: Callable[[], AcceptedCall | OtherT]
+    ) -> Future[RunningCall | OtherT]:
+        """Accept a call and run it on one pool thread: no hand-off between the two.
+
+        The returned future resolves once ``accept()`` returned: to the :class:`RunningCall`
+        of the call it accepted (registered, cancellable, running on), to whatever else it
+        returned, or to what it raised. For a call waiting for no thread: see
+        :meth:`has_idle_thread`; ``accept`` should mark its call as run at once.
+        """
+        handoff: Future[RunningCall | OtherT] = Future()
+        # Running from the start: a waiter that gives up cannot cancel it, and the thread
+        # always hands over what it accepted (a call left unhanded would never be followed).
+        handoff.set_running_or_notify_cancel()
+        with self._lock:
+            self._queued += 1
+            self._pool.submit(self._accept_then_run, accept, handoff)
+        return handoff
+
+    def _accept_then_run(
+        self, accept: Callable[[], AcceptedCall | OtherT], handoff: Future[RunningCall | OtherT]
+    ) -> None:
+        try:
+            accepted = accept()
+        except BaseException as exc:  # noqa: BLE001 - the submitter gets the refusal
+            self._end_job()
+            handoff.set_exception(exc)
+            return
+        if not isinstance(accepted, AcceptedCall):
+            self._end_job()
+            handoff.set_result(accepted)
+            return
+        token = CancelToken()
+        result: Future[CallResult] = Future()
+        result.set_running_or_notify_cancel()
+        running = RunningCall(accepted.call_id, result, token)
+        with self._lock:
+            if self._closing:
+                token.cancel("service shutting down")
+            self._running[accepted.call_id] = running
+        handoff.set_result(running)
+        try:
+            result.set_result(self._run(accepted, token))
+        except BaseException as exc:  # noqa: BLE001 - raised to whoever waits on the result
+            result.set_exception(exc)
 
     def _run(self, accepted: AcceptedCall, token: CancelToken) -> CallResult:
         try:
@@ -112,6 +170,11 @@ class CallExecutor:
         finally:
             with self._lock:
                 self._running.pop(accepted.call_id, None)
+            self._end_job()
+
+    def _end_job(self) -> None:
+        with self._lock:
+            self._queued -= 1
 
     def _reap(self) -> None:
         try:

@@ -11,10 +11,11 @@ failed append does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -30,8 +31,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from ledger.companion import Companion
 from ledger.migrate import Schema, upgrade
 from ledger.sql_session import WRITE_OPTION, storage_error
+
+if TYPE_CHECKING:
+    from ledger.entry import Entry
 
 SERVICE_SCHEMA = Schema(
     name="service",
@@ -116,8 +121,47 @@ _INSERT = insert(calls_table)
 _UPDATE = update(calls_table).where(calls_table.c.call_id == bindparam(_CALL_ID_PARAM))
 
 
+SeqColumns = Mapping[str, int]
+"""Columns that take the seq of an entry of the append they ride: column -> entry's index."""
+
+
+@lru_cache(maxsize=32)
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    """The INSERT of ``columns``, with ``:name`` parameters (SQLAlchemy's default form)."""
+    return str(_INSERT.compile(column_keys=list(columns)))
+
+
+@lru_cache(maxsize=32)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    """The UPDATE of ``columns`` by call id, with ``:name`` parameters."""
+    return str(_UPDATE.compile(column_keys=list(columns)))
+
+
+def _known(columns: Iterable[str]) -> tuple[str, ...]:
+    """``columns`` checked against the table: a companion's SQL is built from these names."""
+    names = tuple(columns)
+    unknown = [name for name in names if name not in calls_table.c]
+    if unknown:
+        raise ValueError(f"not columns of govex_calls: {', '.join(unknown)}")
+    return names
+
+
+def _with_seqs(
+    values: Mapping[str, Any], seqs: SeqColumns
+) -> Callable[[Sequence[Entry]], Mapping[str, Any]]:
+    def values_of(entries: Sequence[Entry]) -> Mapping[str, Any]:
+        return {**values, **{column: entries[index].seq for column, index in seqs.items()}}
+
+    return values_of
+
+
 class CallIndex:
-    """Calls by id and packets by id, in the ledger's database (see :func:`open_call_index`)."""
+    """Calls by id and packets by id, in the ledger's database (see :func:`open_call_index`).
+
+    A call's row is written with the ledger entries it follows, as their companion
+    (:meth:`insert_with`, :meth:`update_with`; :mod:`ledger.companion`): one commit
+    for both, and never one without the other.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -130,6 +174,20 @@ class CallIndex:
     def update(self, call_id: str, **values: Any) -> None:  # noqa: ANN401 - column values
         # The SET clause follows the parameters' names; the compiled form is cached per set.
         self._write(_UPDATE, {_CALL_ID_PARAM: call_id, **values})
+
+    @staticmethod
+    def insert_with(values: Mapping[str, Any], seqs: SeqColumns) -> Companion:
+        """A new row of ``values``, written with the append it rides; ``seqs`` from its entries."""
+        columns = _known((*values, *seqs))
+        return Companion(_insert_sql(columns), _with_seqs(values, seqs))
+
+    @staticmethod
+    def update_with(call_id: str, values: Mapping[str, Any], seqs: SeqColumns) -> Companion:
+        """:meth:`update` of ``call_id``'s row, written with the append it rides."""
+        columns = _known((*values, *seqs))
+        return Companion(
+            _update_sql(columns), _with_seqs({**values, _CALL_ID_PARAM: call_id}, seqs)
+        )
 
     def progress(self, call_id: str, *, rows: int, size: int) -> None:
         """Rows and bytes a ``running`` call has written so far (a finished call is left as is)."""

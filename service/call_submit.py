@@ -10,16 +10,21 @@ request gets the call it started, whatever state it is in, instead of a second c
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+from starlette.concurrency import run_in_threadpool
 
 from ledger.entry import format_ts
-from service.calls import CallResult, accept
+from service.calls import AcceptedCall, CallResult, accept
 from service.errors import NotFound
 from service.idempotency import IdempotencyKeys, IdempotentRequest
 
 if TYPE_CHECKING:
-    from service.call_executor import CallExecutor
+    from concurrent.futures import Future
+
+    from service.call_executor import CallExecutor, RunningCall
     from service.call_index import CallRecord
     from service.contract import CallRequest
     from service.identity import Principal
@@ -42,7 +47,7 @@ class _BoundElsewhere(Exception):
         self.call_id = call_id
 
 
-def submit(
+async def submit(
     runtime: Runtime,
     executor: CallExecutor,
     principal: Principal,
@@ -52,21 +57,94 @@ def submit(
     wait_s: float,
     idempotency_key: str | None = None,
 ) -> Submitted:
-    """Accept ``request`` and wait up to ``wait_s`` for its result.
+    """Accept ``request`` and wait up to ``wait_s`` for its result, on the event loop.
 
-    Raises what :func:`service.calls.accept` raises (every refusal, ledgered), and
-    ``InvalidIdempotencyKey`` / ``IdempotencyKeyReused`` for a bad or reused key.
+    With a thread of the executor idle and a wait to make, that thread accepts the call and
+    runs it next (no hand-off between them; the call is indexed ``running`` at once).
+    Otherwise it is accepted on the event loop's thread pool, so that a busy executor
+    never delays the answer, and queued. Raises what :func:`service.calls.accept` raises
+    (every refusal, ledgered), and ``InvalidIdempotencyKey`` / ``IdempotencyKeyReused``
+    for a bad or reused key.
     """
     keyed = (
         None
         if idempotency_key is None or request.mode == "dry_run"
         else IdempotentRequest.of(principal.id, idempotency_key, request)
     )
+
+    def accept_to_run_now() -> AcceptedCall | Submitted | _Replay:
+        return _accept(runtime, principal, request, request_id, keyed, run_now=True)
+
+    def accept_to_queue() -> AcceptedCall | Submitted | _Replay:
+        return _accept(runtime, principal, request, request_id, keyed, run_now=False)
+
+    outcome: RunningCall | Submitted | _Replay
+    if wait_s > 0 and executor.has_idle_thread():
+        # mypy solves the executor's type variable as object from this union: named here.
+        handoff = cast(
+            "Future[RunningCall | Submitted | _Replay]",
+            executor.accept_then_run(accept_to_run_now),
+        )
+        outcome = await asyncio.wrap_future(handoff)
+    else:
+        queued = await run_in_threadpool(accept_to_queue)
+        outcome = executor.submit(queued) if isinstance(queued, AcceptedCall) else queued
+    if isinstance(outcome, _Replay):
+        return await run_in_threadpool(_replay, runtime, executor, outcome.call_id, wait_s)
+    if isinstance(outcome, Submitted):
+        return outcome
+    result = await _result_within(outcome.future, wait_s)
+    if result is None:
+        record = await run_in_threadpool(runtime.calls.get, outcome.call_id)
+        return Submitted(outcome.call_id, record=record)
+    return Submitted(outcome.call_id, result=result)
+
+
+async def _result_within(future: Future[CallResult], wait_s: float) -> CallResult | None:
+    """The call's result if it ends within ``wait_s``; None while it still runs.
+
+    Giving up must not cancel ``future``: a queued call's future is still pending, and
+    cancelling it would drop the call before it ran (its ``call.started`` never finished).
+    """
+    if wait_s <= 0 and not future.done():
+        return None
+    waiting = asyncio.wrap_future(future)
+    try:
+        return await asyncio.wait_for(asyncio.shield(waiting), wait_s)
+    except TimeoutError:
+        # Its outcome is followed through the index (GET /v1/calls/{id}), not here.
+        waiting.add_done_callback(_retrieved)
+        return None
+
+
+def _retrieved(waiting: asyncio.Future[CallResult]) -> None:
+    """Private: mark an outcome nobody awaits as seen (asyncio logs unseen exceptions)."""
+    if not waiting.cancelled():
+        waiting.exception()
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """Private: an Idempotency-Key named the call ``call_id``."""
+
+    call_id: str
+
+
+def _accept(
+    runtime: Runtime,
+    principal: Principal,
+    request: CallRequest,
+    request_id: str | None,
+    keyed: IdempotentRequest | None,
+    *,
+    run_now: bool,
+) -> AcceptedCall | Submitted | _Replay:
+    """Private: the call a key names, or accept ``request`` (a dry run ends here)."""
     keys = IdempotencyKeys(runtime.ledger.engine)
     if keyed is not None:
         earlier = keys.bound_call(keyed)
         if earlier is not None:
-            return _replay(runtime, executor, earlier, wait_s)
+            return _Replay(earlier)
 
     def bind_key(call_id: str) -> None:
         if keyed is None:
@@ -76,16 +154,19 @@ def submit(
             raise _BoundElsewhere(bound)
 
     try:
-        accepted = accept(runtime, principal, request, request_id=request_id, before_start=bind_key)
+        accepted = accept(
+            runtime,
+            principal,
+            request,
+            request_id=request_id,
+            before_start=bind_key,
+            run_now=run_now,
+        )
     except _BoundElsewhere as race:
-        return _replay(runtime, executor, race.call_id, wait_s)
+        return _Replay(race.call_id)
     if isinstance(accepted, CallResult):  # a dry run
         return Submitted(accepted.call_id, result=accepted)
-    running = executor.submit(accepted)
-    result = running.wait(wait_s)
-    if result is not None:
-        return Submitted(accepted.call_id, result=result)
-    return Submitted(accepted.call_id, record=runtime.calls.get(accepted.call_id))
+    return accepted
 
 
 def _replay(runtime: Runtime, executor: CallExecutor, call_id: str, wait_s: float) -> Submitted:

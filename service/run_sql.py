@@ -92,6 +92,11 @@ def _authorize_read_only(
 
 def open_read_only(path: Path) -> sqlite3.Connection:
     """Open ``path`` read-only with every layer in place; refuse a missing file."""
+    return open_snapshot(path)[0]
+
+
+def open_snapshot(path: Path) -> tuple[sqlite3.Connection, int]:
+    """:func:`open_read_only`, and the schema version of the snapshot it reads."""
     if not path.is_file():
         raise SourceUnavailable(f"SQLite source file {path} does not exist", where=str(path))
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
@@ -100,12 +105,14 @@ def open_read_only(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only = ON")
         # A read transaction gives the whole statement one snapshot.
         conn.execute("BEGIN")
+        # Read in that snapshot, before the authorizer (which refuses pragmas) is set.
+        schema_version: int = conn.execute("PRAGMA schema_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise SourceUnavailable(
             f"cannot open SQLite source {path} read-only: {exc}", where=str(path)
         ) from exc
     conn.set_authorizer(_authorize_read_only)
-    return conn
+    return conn, schema_version
 
 
 @contextmanager
@@ -117,7 +124,7 @@ def run_query(
     Raises :class:`QueryTimedOut` (from the iteration too) when the deadline passes,
     :class:`QueryFailed` when the engine refuses or fails the statement.
     """
-    conn = open_read_only(path)
+    conn, schema_version = open_snapshot(path)
     deadline = time.monotonic() + timeout_ms / 1000
     expired = False
 
@@ -141,7 +148,7 @@ def run_query(
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         columns = tuple(d[0] for d in cursor.description or ())
-        types = declared_types(path, sql, columns)
+        types = declared_types(path, sql, columns, schema_version=schema_version)
 
         def _batch() -> list[tuple[SqlValue, ...]]:
             try:

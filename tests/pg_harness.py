@@ -200,6 +200,13 @@ class PostgresServer:
         assert (SERVICE_ROLE, SERVICE_PASSWORD) == ("govex_service", "govex-test-only")
         self.execute(create)
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (its postmaster, or the wrapper that runs it as postgres)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)  # fast shutdown of our own postmaster

@@ -276,7 +276,7 @@ def serve(
         fail(exc)
     configure_logging()
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
         return
     # Each worker process builds its own app from the same settings: the file and overrides
     # go to them through the environment its factory reads (service.app.app_factory).
@@ -291,4 +291,5 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=False,  # service.request_log logs every request, with its request id
     )

@@ -11,9 +11,15 @@ Lifecycle of a :class:`PacketBuilder`::
 Nothing is visible under ``packet_root`` before :meth:`PacketBuilder.publish`:
 the bag is written to ``packet_root/.staging/<packet_id>/``, zipped to
 ``packet_root/.staging/<packet_id>.zip``, and renamed to
-``packet_root/<packet_id>.zip`` with ``os.replace``. The zip and the folders
-holding it are fsynced before they are relied on; the bag's payload files are
+``packet_root/<packet_id>.zip`` with ``os.replace``. The zip and the staging folder
+holding it are fsynced before its ledger entry is made; the rename that publishes it
+is not waited for: a power loss may undo it, and start-up recovery then publishes the
+staged zip again, as its ``packet.issued`` is durable (:mod:`service.packets.recovery`).
+The bag's payload files are
 scratch, read back from the page cache into the zip and never fsynced themselves.
+A payload file of up to :data:`SPOOL_BYTES` stays in memory and goes from there into
+the zip (a small packet creates no scratch file); past that it is spilled to the bag
+folder and written on there, so memory stays bounded whatever the result's size.
 """
 
 from __future__ import annotations
@@ -70,6 +76,48 @@ ZIP_MODE = 0o100644
 ZIP_STORE_ABOVE = 1 << 20
 """Bytes above which a file is stored in the packet zip rather than deflated (:func:`write_zip`)."""
 _COPY_BLOCK = 1 << 20
+SPOOL_BYTES = 1 << 20
+"""Bytes of a payload file kept in memory before it is spilled to the bag folder."""
+
+
+class _Spool:
+    """Private: a payload file, in memory up to ``limit`` bytes, then in ``path`` (``xb``).
+
+    Written from one thread at a time (the table writer, or its hashing thread).
+    """
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self._path = path
+        self._limit = limit
+        self._memory: bytearray | None = bytearray()
+        self._file: IO[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._memory is not None:
+            if len(self._memory) + len(data) <= self._limit:
+                self._memory += data
+                return len(data)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("xb")
+            self._file.write(self._memory)
+            self._memory = None
+        assert self._file is not None  # noqa: S101 - spilled just above, or before
+        return self._file.write(data)
+
+    @property
+    def in_memory(self) -> bytes | None:
+        """The bytes, when they never left memory."""
+        return None if self._memory is None else bytes(self._memory)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -138,10 +186,10 @@ def write_zip(
                 info.file_size = size
                 if data is not None:
                     archive.writestr(info, data)
-                    continue
-                with source.open("rb") as src, archive.open(info, "w") as dst:
-                    while count := src.readinto(block):
-                        dst.write(view[:count])
+                else:
+                    with source.open("rb") as src, archive.open(info, "w") as dst:
+                        while count := src.readinto(block):
+                            dst.write(view[:count])
                 crash_point("packet.zip.entry")
         raw.flush()
         crash_point("packet.zip.written")
@@ -279,6 +327,7 @@ class PacketBuilder:
         self.final_path = packet_root / f"{packet_id}.zip"
         self._chunk_bytes = chunk_bytes
         self._written: dict[str, TableWritten | BlobWritten] = {}
+        self._in_memory: dict[str, bytes] = {}  # payload files that never reached the bag
         self._descriptions: dict[str, Mapping[str, str]] = {}
         self._state = "open"
         if self.final_path.exists():
@@ -289,11 +338,9 @@ class PacketBuilder:
         if lock is None:
             raise PacketBuildError(path=packet_id, detail="packet already staged")
         self._lock = lock
-        try:
-            self.bag.mkdir()
-        except FileExistsError as exc:
+        if self.bag.exists() or self.zip_path.exists():
             lock.release()
-            raise PacketBuildError(path=packet_id, detail="packet already staged") from exc
+            raise PacketBuildError(path=packet_id, detail="packet already staged")
 
     def __enter__(self) -> Self:
         return self
@@ -311,16 +358,19 @@ class PacketBuilder:
                 path=self.packet_id, detail=f"cannot {action}: packet is {self._state}"
             )
 
-    def _open_payload(self, path: str) -> IO[bytes]:
+    def _open_payload(self, path: str) -> _Spool:
         self._require("open", f"write {path}")
         problem = name_problem(path)
         if problem is not None or not path.startswith("data/"):
             raise PacketBuildError(path=path, detail=problem or "payload paths start with 'data/'")
         if path in self._written:
             raise PacketBuildError(path=path, detail="already written")
-        target = self.bag / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target.open("xb")
+        return _Spool(self.bag / path, SPOOL_BYTES)
+
+    def _keep(self, path: str, out: _Spool) -> None:
+        data = out.in_memory
+        if data is not None:
+            self._in_memory[path] = data
 
     def write_table(  # noqa: PLR0913 - write_table's description, all keyword-only
         self,
@@ -353,6 +403,7 @@ class PacketBuilder:
                 column_types=column_types,
                 progress=progress,
             )
+        self._keep(path, out)
         self._written[path] = written
         described = describe_columns(
             written.columns, column_types, written.column_types, descriptions
@@ -374,6 +425,7 @@ class PacketBuilder:
                 max_bytes=max_bytes,
                 chunk_bytes=self._chunk_bytes,
             )
+        self._keep(path, out)
         self._written[path] = written
         return written
 
@@ -443,29 +495,33 @@ class PacketBuilder:
         tag_digests = {name: hashlib.sha256(data).hexdigest() for name, data in tags.items()}
         tags["tagmanifest-sha256.txt"] = render_manifest(tag_digests)
         crash_point("packet.bag.written")
-        # The tag files go from memory into the zip; only the zip is made durable.
-        write_zip(self.bag, self.packet_id, [*tags, *payload], self.zip_path, contents=tags)
+        # The tag files (and small payload files) go from memory into the zip; only the zip
+        # is made durable.
+        contents = {**self._in_memory, **tags}
+        write_zip(self.bag, self.packet_id, [*tags, *payload], self.zip_path, contents=contents)
+        self._in_memory.clear()
         crash_point("packet.zip.synced")
         fsync_dir(self.staging)
-        shutil.rmtree(self.bag)
+        shutil.rmtree(self.bag, ignore_errors=True)  # scratch: absent when nothing spilled
         crash_point("packet.staged")
         self._state = "finished"
         return StagedPacket(self.packet_id, manifest, packet_hash, self.zip_path)
 
     def publish(self, staged: StagedPacket) -> Path:
-        """Rename the staged zip to ``packet_root/<packet_id>.zip`` and fsync the folder.
+        """Rename the staged zip to ``packet_root/<packet_id>.zip`` (atomic, visible at once).
 
-        Call only once the ledger entry issuing ``staged.manifest_hash`` is durable.
+        Call only once the ledger entry issuing ``staged.manifest_hash`` is durable: from
+        then on the staged zip is as good as published, so the rename is not fsynced (after
+        a power loss that undid it, start-up recovery publishes the staged zip).
         """
         self._require("finished", "publish")
         if staged.packet_id != self.packet_id or staged.zip_path != self.zip_path:
             raise PacketBuildError(path=staged.packet_id, detail="not staged by this builder")
         self.zip_path.replace(self.final_path)
         crash_point("packet.renamed")
-        fsync_dir(self.packet_root)
-        crash_point("packet.published")
         self._state = "published"
         self._lock.release()
+        crash_point("packet.published")
         return self.final_path
 
     def discard(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import blake3
 
@@ -21,6 +21,13 @@ from catalog.digest import StreamingDigest
 
 if TYPE_CHECKING:
     from catalog.digest import DigestSet
+
+
+class ByteSink(Protocol):
+    """Where a payload file's bytes go: a binary file, or the packet builder's spool."""
+
+    def write(self, data: bytes, /) -> object: ...
+
 
 QUEUE_BLOCKS = 4
 """Blocks (about a chunk each) handed to a :class:`ThreadedHasher` and not yet written."""
@@ -31,7 +38,7 @@ _STOP = object()
 class FileHasher:
     """Writes blocks to ``out`` and hashes them, in the caller's thread."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: ByteSink) -> None:
         self._out = out
         self._digest = StreamingDigest()
         self._chunk = blake3.blake3()

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import io
 import math
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.packets.columns import ColumnType, resolve_types
 from service.packets.errors import PacketBuildError, UnsupportedValueError
+from service.packets.hashing import ByteSink
 from service.packets.tables import MEDIA_TYPES, TableWritten, _ChunkedOutput, _Ticker
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class _Sink:
 
 
 def write_parquet(  # noqa: PLR0913 - write_table's arguments, passed on
-    out: IO[bytes],
+    out: ByteSink,
     *,
     path: str,
     columns: tuple[str, ...],

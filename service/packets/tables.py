@@ -33,12 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import IO, TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal
 
 from service.packets.columns import ColumnType, resolve_types
 from service.packets.encoding import RowEncoder
 from service.packets.errors import PacketBuildError
-from service.packets.hashing import FileHasher, ThreadedHasher
+from service.packets.hashing import ByteSink, FileHasher, ThreadedHasher
 from service.packets.manifest import Chunk, FileRecord
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class _ChunkedOutput:
     """
 
     def __init__(
-        self, out: IO[bytes], chunk_bytes: int, *, tabular: bool, threaded: bool = False
+        self, out: ByteSink, chunk_bytes: int, *, tabular: bool, threaded: bool = False
     ) -> None:
         self._hasher: FileHasher | ThreadedHasher = FileHasher(out)
         self._threaded = threaded
@@ -134,6 +134,8 @@ class _ChunkedOutput:
         self.rows += rows
         if self.size - self._chunk_offset >= self._chunk_bytes:
             self._close_chunk()
+            if self._threaded and isinstance(self._hasher, FileHasher):
+                self._hasher = ThreadedHasher(self._hasher)  # a large file: hash it alongside
 
     def _close_chunk(self) -> None:
         rows = self.rows - self._chunk_first_row
@@ -145,8 +147,6 @@ class _ChunkedOutput:
         self._hasher.cut()
         self._chunk_offset = self.size
         self._chunk_first_row = self.rows
-        if self._threaded and isinstance(self._hasher, FileHasher):
-            self._hasher = ThreadedHasher(self._hasher)  # a large file: hash it alongside
 
     def record(self, path: str, media_type: str, *, rows: int | None = None) -> FileRecord:
         """The file's record; ``rows`` counts the rows of a table written as byte units."""
@@ -192,7 +192,7 @@ class _Ticker:
 
 
 def write_table(  # noqa: PLR0913 - the table's whole description, all keyword-only
-    out: IO[bytes],
+    out: ByteSink,
     *,
     path: str,
     fmt: TableFormat,
@@ -335,7 +335,7 @@ def _batch_size(rows: int, size: int) -> int:
 
 
 def _write_rows(  # noqa: PLR0913, PLR0917 - write_table's arguments, passed on
-    out: IO[bytes],
+    out: ByteSink,
     path: str,
     fmt: TableFormat,
     names: tuple[str, ...],
@@ -405,7 +405,7 @@ def _encode_rows(
 
 
 def _write_encoded(  # noqa: PLR0913, PLR0917 - write_table's arguments, passed on
-    out: IO[bytes],
+    out: ByteSink,
     path: str,
     names: tuple[str, ...],
     rows: EncodedRows,
@@ -475,7 +475,7 @@ def _gather_lines(
 
 
 def write_blob(
-    out: IO[bytes],
+    out: ByteSink,
     *,
     path: str,
     data: Iterable[bytes],

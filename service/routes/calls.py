@@ -28,7 +28,7 @@ _MAX_PAGE = 500
         202: {"model": CallStatus, "description": "Accepted and still running: follow Location."},
     },
 )
-def create_call(  # noqa: PLR0913, PLR0917 - FastAPI: a parameter per header and dependency
+async def create_call(  # noqa: PLR0913, PLR0917 - FastAPI: a parameter per header and dependency
     body: CallRequest,
     response: Response,
     runtime: RuntimeDep,
@@ -50,7 +50,7 @@ def create_call(  # noqa: PLR0913, PLR0917 - FastAPI: a parameter per header and
     (``GOVEX_CALL_WAIT_S``); otherwise 202 with its status and ``Location`` to follow.
     """
     wait_s, respond_async = call_submit.preferred_wait(prefer, runtime.settings.call_wait_s)
-    submitted = call_submit.submit(
+    submitted = await call_submit.submit(
         runtime,
         executor,
         principal,

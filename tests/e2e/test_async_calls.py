@@ -137,6 +137,29 @@ def test_respond_async_answers_202_at_once_and_the_call_completes(client: TestCl
     assert done["rows"] == 50
 
 
+def test_a_call_queued_behind_a_busy_thread_answers_at_once_and_runs_when_it_frees(
+    async_world: Settings,
+) -> None:
+    # One thread, busy: both the respond-async call and the one that waits are queued
+    # (accepted on the event loop's pool, row created). Giving up waiting must not drop
+    # them: each runs once the thread frees.
+    settings = async_world.model_copy(update={"call_workers": 1, "call_wait_s": 0.3})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        sleeper = _post(client, "cmd.sleep", Prefer="respond-async").json()["call_id"]
+        _until_running(client, sleeper)
+        queued = _post(client, "items.all", Prefer="respond-async")
+        waited = _post(client, "items.all")  # waits 0.3 s for a thread that stays busy
+        assert (queued.status_code, waited.status_code) == (202, 202), waited.text
+        for response in (queued, waited):
+            status = client.get(response.headers["Location"], headers=_auth("alice")).json()
+            assert status["state"] == "created"
+        cancel = client.delete(f"/v1/calls/{sleeper}", headers=_auth("alice"))
+        assert cancel.status_code in {200, 202}, cancel.text  # 200: it ended meanwhile
+        for response in (queued, waited):
+            done = _until_done(client, response.json()["call_id"])
+            assert (done["state"], done["verdict"]) == ("completed", "ran_clean")
+
+
 def test_a_call_past_the_wait_is_202_and_a_cancel_stops_it_ledgered(
     client: TestClient, async_world: Settings
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,18 @@ def _fill(path: Path) -> int:
     finally:
         os.close(fd)
     return written
+
+
+def _fill_past_the_wal(ballast: Path, database: Path) -> None:
+    """Fill the disk so that the database's next write needs a block it cannot get.
+
+    SQLite reuses the space of a WAL it has checkpointed, so the WAL is emptied to its last
+    byte first (with the ballast's room to do it), then the disk is filled again.
+    """
+    ballast.unlink()
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _fill(ballast)
 
 
 def _call(client: TestClient) -> Any:
@@ -179,6 +192,7 @@ def test_a_full_disk_refuses_calls_loses_nothing_and_recovers(
                     break
                 acknowledged.append(response.json())
         # Signing a checkpoint needs storage too: refused the same clear way.
+        _fill_past_the_wal(ballast, tiny_fs / "ledger.sqlite")
         _assert_storage_full(client.get("/v1/ledger/checkpoint", headers=auth("bob")))
 
         # Nothing was acknowledged without its entries; no packet is out without its entry.

@@ -144,6 +144,30 @@ def test_a_batch_never_holds_more_than_max_batch_items_and_keeps_queue_order() -
     committer.close()
 
 
+def test_a_submit_many_group_is_never_split_across_batches() -> None:
+    commit = GatedCommit()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit, max_batch=2)
+    first = _blocked_first_batch(committer, commit)
+    lone = Caller(committer, "a")
+    _wait_queued(committer, 1)
+    results: list[list[str]] = []
+    group = threading.Thread(
+        target=lambda: results.append(committer.submit_many(["g1", "g2", "g3"]))
+    )
+    group.start()
+    _wait_queued(committer, 4)
+    tail = Caller(committer, "z")
+    _wait_queued(committer, 5)
+    commit.gate.set()
+    group.join(_WAIT_S)
+    for caller in (first, lone, tail):
+        caller.join()
+    assert results == [["r:g1", "r:g2", "r:g3"]]
+    # max_batch 2 would cut after g1: the batch takes the group whole instead.
+    assert commit.batches == [["first"], ["a", "g1", "g2", "g3"], ["z"]]
+    committer.close()
+
+
 def test_an_exception_for_one_item_fails_that_caller_only() -> None:
     refusals = {f"i{n}": ValueError(f"refused i{n}") for n in (1, 4)}
     commit = GatedCommit(outcome=lambda item: refusals.get(item) or f"r:{item}")

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 import ledger.store as store_module
 from ledger.canonical import jcs
+from ledger.companion import Companion
 from ledger.entry import ZERO_PREV, Kind, leaf_hash
 from ledger.errors import (
     AppendRefused,
@@ -518,3 +519,58 @@ def test_append_many_refuses_a_bad_body_before_anything_is_appended(
             ]
         )
     assert store.size() == 0
+
+
+def _companion_table(store: LedgerStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE follows (name VARCHAR(20) PRIMARY KEY, first_seq BIGINT, n BIGINT)"
+            )
+        )
+
+
+def _follows(store: LedgerStore) -> list[tuple[str, int, int]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, first_seq, n FROM follows ORDER BY name"))
+        return [tuple(row) for row in rows]
+
+
+def test_a_companion_write_commits_with_its_entries_and_sees_their_seqs(
+    store: LedgerStore, moment: datetime
+) -> None:
+    _companion_table(store)
+    insert = "INSERT INTO follows (name, first_seq, n) VALUES (:name, :first, :n)"
+    store.append("call.denied", {"call_id": "c0", "reason": "x"}, moment)
+    one = store.append(
+        "call.denied",
+        {"call_id": "c1", "reason": "x"},
+        moment,
+        companion=Companion(insert, lambda es: {"name": "one", "first": es[0].seq, "n": len(es)}),
+    )
+    many = store.append_many(
+        [("call.denied", {"call_id": f"c{i}", "reason": "x"}, moment) for i in (2, 3)],
+        companion=Companion(insert, lambda es: {"name": "two", "first": es[0].seq, "n": len(es)}),
+    )
+    assert (one.seq, [e.seq for e in many]) == (1, [2, 3])
+    assert _follows(store) == [("one", 1, 1), ("two", 2, 2)]
+    assert store.verify().size == 4
+
+
+def test_a_companion_write_that_fails_fails_its_append_and_nothing_is_appended(
+    store: LedgerStore, moment: datetime
+) -> None:
+    _companion_table(store)
+    insert = "INSERT INTO follows (name, first_seq, n) VALUES (:name, :first, 1)"
+    taken = Companion(insert, lambda es: {"name": "taken", "first": es[0].seq})
+    store.append("call.denied", {"call_id": "c0", "reason": "x"}, moment, companion=taken)
+    with pytest.raises(LedgerUnavailable, match="nothing was appended"):
+        store.append_many(  # the same primary key again: the database refuses the write
+            [("call.denied", {"call_id": f"c{i}", "reason": "x"}, moment) for i in (1, 2)],
+            companion=taken,
+        )
+    assert store.size() == 1
+    assert _follows(store) == [("taken", 0, 1)]
+    again = store.append("call.denied", {"call_id": "c3", "reason": "x"}, moment)
+    assert again.seq == 1  # the head was not moved by the failed batch
+    assert store.verify().size == 2

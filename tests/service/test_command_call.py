@@ -14,6 +14,7 @@ from catalog.model import CommandEntry, CommandLimits, ParamSpec, ParamType
 from service.command_call import STDERR_PATH, STDOUT_PATH, run_into_packet
 from service.command_spec import spec_for_entry
 from service.errors import CommandRefused, ExecutableMismatch
+from service.packets import build as packet_build
 from service.packets.build import PacketBuilder
 from service.run_command import check_executable
 from service.verdicts import Verdict
@@ -43,7 +44,9 @@ def _entry(executable: Path, **changes: object) -> CommandEntry:
 
 
 @pytest.fixture
-def builder(tmp_path: Path) -> Iterator[PacketBuilder]:
+def builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PacketBuilder]:
+    # Every payload byte goes to the bag folder (none held in memory), where tests read it.
+    monkeypatch.setattr(packet_build, "SPOOL_BYTES", 0)
     with PacketBuilder(tmp_path / "packets", PACKET_ID) as packet:
         yield packet
 

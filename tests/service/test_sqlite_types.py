@@ -117,3 +117,25 @@ def test_a_declared_type_the_values_contradict_gives_way_to_the_values(database:
             column_types=result.column_types,
         )
     assert written.column_types == ("any",)
+
+
+def _types(path: Path, sql: str) -> tuple[ColumnType | None, ...]:
+    with run_query(path, sql, {}, 5_000) as result:
+        return result.column_types
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_types_follow_a_schema_change_between_two_runs_of_one_statement(
+    database: Path, journal: str
+) -> None:
+    with sqlite3.connect(database) as conn:
+        conn.execute(f"PRAGMA journal_mode = {journal}")
+    sql = "SELECT id, label FROM u"
+    assert _types(database, sql) == (INTEGER, TEXT)
+    assert _types(database, sql) == (INTEGER, TEXT)  # the same answer, from the cache
+    with sqlite3.connect(database) as conn:  # same file, same inode: a new schema version
+        conn.executescript(
+            "ALTER TABLE u RENAME TO u_old; CREATE TABLE u (id TEXT, label BLOB);"
+            "INSERT INTO u VALUES ('10', x'00');"
+        )
+    assert _types(database, sql) == (TEXT, BLOB)

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import tracemalloc
 import zipfile
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import bagit
 import pytest
@@ -16,13 +17,13 @@ import rfc8785
 
 from catalog.authority import AuthorityStatus
 from catalog.digest import digest_bytes
+from service.packets import build
 from service.packets.build import PacketBuilder, clean_staging
 from service.packets.errors import PacketBuildError
 from service.packets.manifest import CatalogRef, EntryRef, LedgerRef, ServiceRef, manifest_hash
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from conftest import PacketKit  # type: ignore[import-not-found]
 
@@ -127,6 +128,25 @@ def test_nothing_is_visible_before_publish_and_staging_is_gone_after(tmp_path: P
         builder.discard()
 
 
+def test_a_small_payload_stays_in_memory_and_zips_as_a_spilled_one_does(
+    kit: PacketKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    real_open = Path.open
+
+    def spy(self: Path, *args: Any, **kwargs: Any) -> Any:
+        opened.append(self.name)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", spy)
+    in_memory = kit.build(where="memory")
+    assert "result.jsonl" not in opened  # no scratch file in the bag folder
+    monkeypatch.setattr(build, "SPOOL_BYTES", 10)  # every payload spills after 10 bytes
+    spilled = kit.build(where="spilled")
+    assert "result.jsonl" in opened
+    assert in_memory.zip_path.read_bytes() == spilled.zip_path.read_bytes()
+
+
 def test_discard_and_the_context_manager_remove_staging(tmp_path: Path) -> None:
     def fail_inside() -> PacketBuilder:
         with PacketBuilder(tmp_path, PACKET_ID) as builder:
@@ -173,7 +193,8 @@ _DEAD_BUILDER = """
 import os, sys, pathlib
 from service.packets.build import PacketBuilder
 builder = PacketBuilder(pathlib.Path(sys.argv[1]), "01JDEAD")
-builder.write_table(path="data/r.jsonl", fmt="jsonl", columns=["a"], rows=[(1,)], max_bytes=None)
+rows = [(i,) for i in range(200_000)]  # past the builder's spool: the bag folder holds it
+builder.write_table(path="data/r.jsonl", fmt="jsonl", columns=["a"], rows=rows, max_bytes=None)
 os._exit(0)  # dies mid-build, as a killed worker would
 """
 
@@ -187,7 +208,7 @@ def test_clean_staging_removes_a_dead_builders_leftovers_and_keeps_a_live_ones(
     (tmp_path / ".staging" / "01JOLD.zip").write_bytes(b"partial")
     assert clean_staging(tmp_path) == ["01JDEAD", "01JOLD.zip"]
     left = sorted(p.name for p in (tmp_path / ".staging").iterdir())
-    assert left == ["01JLIVE", "01JLIVE.lock"]
+    assert left == ["01JLIVE.lock"]  # its one row is still in memory
     staged = live.finish(**finish_kwargs())  # type: ignore[arg-type]
     assert live.publish(staged).is_file()
     assert list((tmp_path / ".staging").iterdir()) == []
@@ -219,8 +240,9 @@ def test_200k_rows_stream_to_disk_without_being_held(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert written.record.rows == 200_000
     assert written.record.bytes > 8_000_000
-    # Bytes reached the file while the generator was still producing rows...
-    assert sizes_seen[0] == 0
+    # Bytes reached the file while the generator was still producing rows (the first
+    # SPOOL_BYTES of them from memory, once they passed it)...
+    assert sizes_seen[0] == -1
     assert sizes_seen == sorted(sizes_seen)
     assert sizes_seen[-1] > 4_000_000
     # ...and the whole result (8 MB of text, far more as Python objects) was never held.
