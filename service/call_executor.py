@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 
@@ -60,6 +60,36 @@ class RunningCall:
         except FutureTimeout:
             return False
         return True
+
+
+class PendingAccept(Generic[OtherT]):
+    """A call to be accepted and run by a pool thread, waiting for one (:meth:`accept_then_run`).
+
+    Exactly one of the thread (:meth:`take`) and the submitter (:meth:`withdraw`) wins.
+    """
+
+    def __init__(self) -> None:
+        self.handoff: Future[RunningCall | OtherT] = Future()
+        # Running from the start: a waiter that gives up cannot cancel it, and the thread
+        # always hands over what it accepted (a call left unhanded would never be followed).
+        self.handoff.set_running_or_notify_cancel()
+        self._lock = threading.Lock()
+        self._state = "waiting"
+
+    def take(self) -> bool:
+        """The thread's turn: False when the submitter withdrew the job first."""
+        return self._settle("taken")
+
+    def withdraw(self) -> bool:
+        """The submitter's: True when no thread took the job (and none will)."""
+        return self._settle("withdrawn")
+
+    def _settle(self, state: str) -> bool:
+        with self._lock:
+            if self._state != "waiting":
+                return False
+            self._state = state
+            return True
 
 
 class CallExecutor:
@@ -113,33 +143,28 @@ class CallExecutor:
             self._running[accepted.call_id] = running
         return running
 
-    def has_idle_thread(self) -> bool:
-        """Whether a job submitted now would start at once (a hint: others may take it first)."""
-        with self._lock:
-            return self._queued < self._workers and not self._closing
-
-    def accept_then_run(
-        self, accept: Callable[[], AcceptedCall | OtherT]
-    ) -> Future[RunningCall | OtherT]:
+    def accept_then_run(self, accept: Callable[[], AcceptedCall | OtherT]) -> PendingAccept[OtherT]:
         """Accept a call and run it on one pool thread: no hand-off between the two.
 
-        The returned future resolves once ``accept()`` returned: to the :class:`RunningCall`
+        The job waits in the pool's queue like any other; until a thread takes it, the
+        submitter may :meth:`PendingAccept.withdraw` it (then it never runs ``accept``).
+        The handoff future resolves once ``accept()`` returned: to the :class:`RunningCall`
         of the call it accepted (registered, cancellable, running on), to whatever else it
-        returned, or to what it raised. For a call waiting for no thread: see
-        :meth:`has_idle_thread`; ``accept`` should mark its call as run at once.
+        returned, or to what it raised. ``accept`` should mark its call as run at once.
         """
-        handoff: Future[RunningCall | OtherT] = Future()
-        # Running from the start: a waiter that gives up cannot cancel it, and the thread
-        # always hands over what it accepted (a call left unhanded would never be followed).
-        handoff.set_running_or_notify_cancel()
+        pending: PendingAccept[OtherT] = PendingAccept()
         with self._lock:
             self._queued += 1
-            self._pool.submit(self._accept_then_run, accept, handoff)
-        return handoff
+            self._pool.submit(self._accept_then_run, accept, pending)
+        return pending
 
     def _accept_then_run(
-        self, accept: Callable[[], AcceptedCall | OtherT], handoff: Future[RunningCall | OtherT]
+        self, accept: Callable[[], AcceptedCall | OtherT], pending: PendingAccept[OtherT]
     ) -> None:
+        if not pending.take():
+            self._end_job()  # withdrawn while it waited for this thread: accepted elsewhere
+            return
+        handoff = pending.handoff
         try:
             accepted = accept()
         except BaseException as exc:  # noqa: BLE001 - the submitter gets the refusal

@@ -11,6 +11,7 @@ request gets the call it started, whatever state it is in, instead of a second c
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -24,7 +25,7 @@ from service.idempotency import IdempotencyKeys, IdempotentRequest
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from service.call_executor import CallExecutor, RunningCall
+    from service.call_executor import CallExecutor, PendingAccept, RunningCall
     from service.call_index import CallRecord
     from service.contract import CallRequest
     from service.identity import Principal
@@ -59,12 +60,14 @@ async def submit(
 ) -> Submitted:
     """Accept ``request`` and wait up to ``wait_s`` for its result, on the event loop.
 
-    With a thread of the executor idle and a wait to make, that thread accepts the call and
-    runs it next (no hand-off between them; the call is indexed ``running`` at once).
-    Otherwise it is accepted on the event loop's thread pool, so that a busy executor
-    never delays the answer, and queued. Raises what :func:`service.calls.accept` raises
-    (every refusal, ledgered), and ``InvalidIdempotencyKey`` / ``IdempotencyKeyReused``
-    for a bad or reused key.
+    With a wait to make, a thread of the executor accepts the call and runs it next (no
+    hand-off between them; the call is indexed ``running`` at once). When no thread took
+    it within the wait (the executor is busy with long calls), or with no wait at all
+    (``respond-async``), it is accepted on the event loop's thread pool instead (indexed
+    ``created``) and queued: a busy executor never delays the answer past the wait.
+
+    Raises what :func:`service.calls.accept` raises (every refusal, ledgered), and
+    ``InvalidIdempotencyKey`` / ``IdempotencyKeyReused`` for a bad or reused key.
     """
     keyed = (
         None
@@ -78,22 +81,27 @@ async def submit(
     def accept_to_queue() -> AcceptedCall | Submitted | _Replay:
         return _accept(runtime, principal, request, request_id, keyed, run_now=False)
 
-    outcome: RunningCall | Submitted | _Replay
-    if wait_s > 0 and executor.has_idle_thread():
+    outcome: RunningCall | Submitted | _Replay | None = None
+    started = time.monotonic()
+    if wait_s > 0:
         # mypy solves the executor's type variable as object from this union: named here.
-        handoff = cast(
-            "Future[RunningCall | Submitted | _Replay]",
-            executor.accept_then_run(accept_to_run_now),
+        pending = cast(
+            "PendingAccept[Submitted | _Replay]", executor.accept_then_run(accept_to_run_now)
         )
-        outcome = await asyncio.wrap_future(handoff)
-    else:
+        handoff = asyncio.wrap_future(pending.handoff)
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(handoff), wait_s)
+        except TimeoutError:
+            if not pending.withdraw():  # a thread took it meanwhile: it is accepting now
+                outcome = await handoff
+    if outcome is None:
         queued = await run_in_threadpool(accept_to_queue)
         outcome = executor.submit(queued) if isinstance(queued, AcceptedCall) else queued
     if isinstance(outcome, _Replay):
         return await run_in_threadpool(_replay, runtime, executor, outcome.call_id, wait_s)
     if isinstance(outcome, Submitted):
         return outcome
-    result = await _result_within(outcome.future, wait_s)
+    result = await _result_within(outcome.future, wait_s - (time.monotonic() - started))
     if result is None:
         record = await run_in_threadpool(runtime.calls.get, outcome.call_id)
         return Submitted(outcome.call_id, record=record)
