@@ -18,9 +18,9 @@ connection and transaction objects for every batch. A batch is:
   ``executemany``, ``COMMIT`` (``synchronous=FULL``: durable).
 
 A batch with companion writes (:mod:`ledger.companion`) runs them after its rows,
-before the commit: on SQLite in the same transaction; on PostgreSQL in the lock-first
-transaction (lock, head, ``COPY``, the writes, ``COMMIT``), as one function call cannot
-carry them.
+before the commit: on SQLite in the same transaction; on PostgreSQL in a transaction
+around the function call (pipelined with it; rolled back when the head had moved) or,
+past the tries, in the lock-first one (lock, head, ``COPY``, the writes, ``COMMIT``).
 
 Any failure rolls back, drops the connection (the next batch opens a fresh
 one) and is raised as SQLAlchemy's ``DBAPIError``, so callers map storage
@@ -93,11 +93,9 @@ class Appender:
                 self._raw = self._checkout()
             driver = self._raw.driver_connection
             crash_point("ledger.append.begin")
-            if self._postgres and writes is not None:
-                rows = _append_postgres_locked(driver, build, writes)
-            elif self._postgres:
+            if self._postgres:
                 tries = 0 if self._lock_first > 0 else _OPTIMISTIC_TRIES
-                rows, missed = _append_postgres(driver, build, self._head, tries)
+                rows, missed = _append_postgres(driver, build, writes, self._head, tries)
                 self._lock_first = _LOCK_FIRST_BATCHES if missed else max(self._lock_first - 1, 0)
             else:
                 gate = sqlite_write_gate(self._engine.url.database)
@@ -145,6 +143,7 @@ class Appender:
 def _append_postgres(
     driver: Any,  # noqa: ANN401 - a psycopg connection (ledger does not import psycopg)
     build: Callable[[Head], list[EntryRow]],
+    writes: Callable[[], list[Write]] | None,
     known: Head | _Unknown,
     tries: int,
 ) -> tuple[list[EntryRow], bool]:
@@ -159,6 +158,10 @@ def _append_postgres(
     real head, and the rows are rebuilt on it and sent again, a few times;
     then, under heavy contention, the batch takes the lock first and reads the
     head (three round trips, never refused).
+
+    With companion ``writes``, a try is a transaction in two round trips (pipelined:
+    ``BEGIN``, the function, the writes; then ``COMMIT``, or ``ROLLBACK`` when the
+    function appended nothing, as the writes used the seqs of the head it missed).
     """
     head: Head | _Unknown = known
     for _ in range(tries):
@@ -167,16 +170,52 @@ def _append_postgres(
             rows, expect = [], (-1, None)
         else:
             rows, expect = build(head), _expect(head)
-        # The connection is in autocommit: this one statement is its own transaction,
-        # committed (durably) before the reply comes back.
-        with driver.cursor() as cursor:
-            appended, seq, digest = cursor.execute(
-                _APPEND, (*expect, *(list(column) for column in _columns(rows)))
-            ).fetchone()
+        arguments = (*expect, *(list(column) for column in _columns(rows)))
+        if rows and writes is not None:
+            outcome = _append_postgres_with(driver, arguments, writes())
+        else:
+            # The connection is in autocommit: this one statement is its own transaction,
+            # committed (durably) before the reply comes back.
+            with driver.cursor() as cursor:
+                outcome = cursor.execute(_APPEND, arguments).fetchone()
+        appended, seq, digest = outcome
         if appended:
             return rows, False
         head = _as_head((seq, digest))
-    return _append_postgres_locked(driver, build, None), tries > 0
+    return _append_postgres_locked(driver, build, writes), tries > 0
+
+
+class _Missed(Exception):
+    """Private: the function appended nothing (another process did): roll the writes back."""
+
+    def __init__(self, outcome: tuple[Any, ...]) -> None:
+        super().__init__("head moved")
+        self.outcome = outcome
+
+
+def _unless_appended(outcome: tuple[Any, ...]) -> None:
+    """Private: raise :class:`_Missed` when nothing was appended (the transaction rolls back)."""
+    if not outcome[0]:
+        raise _Missed(outcome)
+
+
+def _append_postgres_with(
+    driver: Any,  # noqa: ANN401 - a psycopg connection
+    arguments: tuple[Any, ...],
+    writes: list[Write],
+) -> tuple[Any, ...]:
+    """Private: the function and the companion writes in one transaction; its outcome row."""
+    try:
+        with driver.pipeline(), driver.transaction(), driver.cursor() as cursor:
+            cursor.execute(_APPEND, arguments)
+            with driver.cursor() as companion:
+                for statement, values in _grouped(writes):
+                    companion.executemany(pyformat(statement), values)
+            outcome: tuple[Any, ...] = cursor.fetchone()  # the first round trip ends here
+            _unless_appended(outcome)
+    except _Missed as missed:
+        return missed.outcome
+    return outcome
 
 
 def _append_postgres_locked(

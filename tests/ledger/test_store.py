@@ -574,3 +574,25 @@ def test_a_companion_write_that_fails_fails_its_append_and_nothing_is_appended(
     again = store.append("call.denied", {"call_id": "c3", "reason": "x"}, moment)
     assert again.seq == 1  # the head was not moved by the failed batch
     assert store.verify().size == 2
+
+
+def test_a_companion_write_follows_its_entry_when_another_store_moved_the_head(
+    store: LedgerStore, ledger_url: str, moment: datetime
+) -> None:
+    # On PostgreSQL this store's first try is built on the head it last wrote, which the
+    # other store moved: the function appends nothing, the writes sent with it are rolled
+    # back, and the retry's writes carry the seq the entry really got.
+    _companion_table(store)
+    insert = "INSERT INTO follows (name, first_seq, n) VALUES (:name, :first, 1)"
+    store.append("call.denied", {"call_id": "mine-0", "reason": "x"}, moment)
+    with LedgerStore.open(ledger_url) as other:
+        other.append("call.denied", {"call_id": "theirs", "reason": "x"}, moment)
+    entry = store.append(
+        "call.denied",
+        {"call_id": "mine-1", "reason": "x"},
+        moment,
+        companion=Companion(insert, lambda es: {"name": "mine", "first": es[0].seq}),
+    )
+    assert entry.seq == 2
+    assert _follows(store) == [("mine", 2, 1)]
+    assert store.verify().size == 3
