@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError
 from ledger.errors import LedgerError
+from service.body_limit import BodyLimitMiddleware
 from service.call_executor import CallExecutor
 from service.call_reaper import reap_interrupted
 from service.call_recovery import recover_calls
@@ -126,6 +127,11 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
         app.include_router(router)
     mount_console(app, settings)  # the web console under /console (docs/console.md)
     app.openapi = lambda: govex_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        bounded_elsewhere=frozenset({packets.VERIFY_PATH}),
+    )
     app.add_middleware(RequestLogMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)

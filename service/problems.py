@@ -621,6 +621,13 @@ ROUTING_KINDS = (
         "Check the method against the API docs.",
         EXIT_USAGE,
     ),
+    ProblemKind(
+        413,
+        "request_too_large",
+        "Request body too large",
+        "Send a smaller body: the limit is the service's GOVEX_MAX_REQUEST_BYTES.",
+        EXIT_USAGE,
+    ),
 )
 
 
@@ -723,11 +730,12 @@ def invalid_request_body(
 def http_error_body(
     status: int, detail: str, *, request_id: str | None, instance: str | None
 ) -> dict[str, Any]:
-    """The body for a routing-level error (unknown path, wrong method)."""
+    """The body for a routing-level error (unknown path, wrong method, a body too large)."""
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
     kind = ProblemKind(
         status, code, detail, "Check the method and path against the API docs at /docs.", EXIT_USAGE
     )
+    kind = next((k for k in ROUTING_KINDS if k.status == status), kind)
     return _body(kind, detail, request_id=request_id, instance=instance, errors=[])
 
 

@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="How long POST /v1/calls waits for a result before answering 202.",
     )
+    max_request_bytes: int = Field(
+        default=1 << 20,
+        ge=4096,
+        le=1 << 30,
+        description="The largest request body accepted, in bytes; a larger one is refused "
+        "(413 request_too_large) before it is read whole.",
+    )
     call_workers: int = Field(
         default=8, ge=1, le=256, description="Calls one process runs at once (its thread pool)."
     )

@@ -38,6 +38,7 @@ from service.packets.verify import InclusionEvidence, verify_packet_file
 from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1/packets", tags=["packets"])
+VERIFY_PATH = "/v1/packets/verify"  # streams an upload within its own bound (not the app's)
 
 _ZIP = "application/zip"
 _UPLOAD_FILE = "packet.zip"
@@ -242,7 +243,7 @@ _PROBLEM: dict[str, Any] = {
 
 
 @router.post(
-    "/verify",
+    VERIFY_PATH.removeprefix(router.prefix),
     response_model=VerifyReport,
     openapi_extra={
         "requestBody": {
