@@ -62,7 +62,10 @@ CatalogDir = Annotated[
 
 
 def main() -> None:
-    """Console script entry point."""
+    """Console script entry point; log lines go to stderr, as stdout is a command's answer."""
+    from service.logging import configure_logging  # noqa: PLC0415
+
+    configure_logging()
     app()
 
 

@@ -536,37 +536,6 @@ class PacketBuilder:
         self._lock.release()
 
 
-def clean_staging(packet_root: Path) -> list[str]:
-    """Remove what builders that died left staged (run at start-up); return the names removed.
-
-    A packet whose builder is alive, in this process or another worker, holds its lock
-    (:mod:`service.packets.staging_lock`) and is left alone.
-    """
-    staging = packet_root / STAGING
-    if not staging.is_dir():
-        return []
-    removed = []
-    owners = sorted({staging_owner(child.name) for child in staging.iterdir()})
-    for packet_id in owners:
-        lock = StagingLock.take(staging / f"{packet_id}{LOCK_SUFFIX}")
-        if lock is None:
-            continue  # a live builder's
-        try:
-            # What a dead builder left: its bag folder and its zip (or any stray of that name).
-            for child in (staging / packet_id, staging / f"{packet_id}.zip"):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                elif child.exists() or child.is_symlink():
-                    child.unlink()
-                else:
-                    continue
-                removed.append(child.name)
-        finally:
-            lock.release()
-    fsync_dir(staging)
-    return sorted(removed)
-
-
 def staging_owner(name: str) -> str:
     """The packet id a staging entry belongs to (``<id>``, ``<id>.zip``, ``<id>.lock``)."""
     for suffix in (".zip", LOCK_SUFFIX):

@@ -19,8 +19,8 @@ file. Whether the zip is kept follows the ledger, the evidence, never the file a
 
 A packet whose builder is alive, in this process or another worker, holds its lock
 (:mod:`service.packets.staging_lock`) and is left alone. Runs in ``build_runtime``, once
-the ledger is open, in place of :func:`service.packets.build.clean_staging` (which removes
-every leftover, issued or not).
+the ledger is open (it replaced ``clean_staging``, which removed every leftover, issued or
+not).
 """
 
 from __future__ import annotations

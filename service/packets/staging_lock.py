@@ -1,12 +1,13 @@
 """Who owns a staged packet: a lock file held for as long as its builder lives.
 
-Several workers share one packet root. At start-up each removes the staging leftovers
-of builders that died (``clean_staging``), and must not touch those of builders alive
-in other processes. A builder holds an exclusive ``flock`` on ``.staging/<id>.lock``
-from before it creates anything until it has published or discarded; the kernel drops
-the lock when its process dies, however it dies. A cleaner that can take the lock owns
-what is left. (``flock`` holds between processes of one host; workers on several hosts
-need a packet root each, or a shared file system whose locks are coherent.)
+Several workers share one packet root. At start-up each settles the staging leftovers
+of builders that died (:func:`service.packets.recovery.recover_staging`), and must not
+touch those of builders alive in other processes. A builder holds an exclusive
+``flock`` on ``.staging/<id>.lock`` from before it creates anything until it has
+published or discarded; the kernel drops the lock when its process dies, however it
+dies. A cleaner that can take the lock owns what is left. (``flock`` holds between
+processes of one host; workers on several hosts need a packet root each, or a shared
+file system whose locks are coherent.)
 """
 
 from __future__ import annotations

@@ -269,3 +269,20 @@ def test_csv_from_the_cli(world: Settings) -> None:
     with zipfile.ZipFile(world.packet_root / f"{result['packet_id']}.zip") as archive:
         text = archive.read(f"{result['packet_id']}/data/result.csv").decode()
     assert len(list(io.StringIO(text))) == 11
+
+
+def test_call_keeps_log_lines_off_stdout(world: Settings) -> None:
+    # A zip a dead builder left half-written: start-up recovery quarantines it and warns.
+    staging = world.packet_root / ".staging"
+    staging.mkdir(parents=True)
+    (staging / "01JDEADBUILDERAAAAAAAAAAAAA.zip").write_bytes(b"PK\x03\x04 cut short")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "govex"), "call", "items.first_ten"],
+        env=_env(world),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verdict"] == "ran_clean"  # the answer, and only it
+    assert "packets.recovered" in result.stderr

@@ -18,9 +18,10 @@ import rfc8785
 from catalog.authority import AuthorityStatus
 from catalog.digest import digest_bytes
 from service.packets import build
-from service.packets.build import PacketBuilder, clean_staging
+from service.packets.build import PacketBuilder
 from service.packets.errors import PacketBuildError
 from service.packets.manifest import CatalogRef, EntryRef, LedgerRef, ServiceRef, manifest_hash
+from service.packets.recovery import recover_staging
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -199,20 +200,26 @@ os._exit(0)  # dies mid-build, as a killed worker would
 """
 
 
-def test_clean_staging_removes_a_dead_builders_leftovers_and_keeps_a_live_ones(
+def test_recovery_settles_a_dead_builders_leftovers_and_keeps_a_live_ones(
     tmp_path: Path,
 ) -> None:
     live = PacketBuilder(tmp_path, "01JLIVE")  # another worker's call, still running
     live.write_table(path="data/r.jsonl", fmt="jsonl", columns=["a"], rows=[(1,)], max_bytes=None)
     subprocess.run([sys.executable, "-c", _DEAD_BUILDER, str(tmp_path)], check=True)
     (tmp_path / ".staging" / "01JOLD.zip").write_bytes(b"partial")
-    assert clean_staging(tmp_path) == ["01JDEAD", "01JOLD.zip"]
+
+    def never_issued(_packet_id: str, _from_seq: int) -> None:
+        return None
+
+    recovered = recover_staging(tmp_path, never_issued)
+    assert recovered.removed == ("01JDEAD",)  # its spilled bag folder: scratch
+    assert recovered.quarantined == ("01JOLD.zip",)  # unreadable: kept for an operator
     left = sorted(p.name for p in (tmp_path / ".staging").iterdir())
-    assert left == ["01JLIVE.lock"]  # its one row is still in memory
+    assert left == ["01JLIVE.lock"]  # its one row is still in memory; its lock is held
     staged = live.finish(**finish_kwargs())  # type: ignore[arg-type]
     assert live.publish(staged).is_file()
     assert list((tmp_path / ".staging").iterdir()) == []
-    assert clean_staging(tmp_path / "absent") == []
+    assert recover_staging(tmp_path / "absent", never_issued).removed == ()
 
 
 def test_200k_rows_stream_to_disk_without_being_held(tmp_path: Path) -> None:
