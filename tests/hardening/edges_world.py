@@ -77,7 +77,9 @@ class Canaries:
     def forms(self) -> dict[str, list[bytes]]:
         """Each canary's name and the byte strings whose presence would be a leak."""
         masking = bytes.fromhex(self.masking_key_hex)
-        ledger_secret = self.ledger_key.rsplit("+", 1)[-1]
+        # PRIVATE+KEY+<name>+<hash>+<base64 key>: the key's base64 may itself hold a "+"
+        # (one key in 64 ends with one), so it is what follows the fourth "+".
+        ledger_secret = self.ledger_key.split("+", 4)[-1]
         jwt_signature = self.jwt.rsplit(".", 1)[-1]
         return {
             "api_key": [self.api_key.encode()],
