@@ -13,6 +13,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from catalog.digest import DigestSet
+from catalog.errors import UnknownEntry
 from catalog.ids import is_opaque_id
 from ledger.entry import Entry as LedgerEntry
 from ledger.store import StoredCheckpoint
@@ -151,8 +152,16 @@ def _readable_packet(
 
 
 def _require_packet_reader(runtime: Runtime, principal: Principal, record: CallRecord) -> None:
-    """Private: policy ``read_packet`` of the packet of the call ``record``, on its entry."""
-    entry, _ = runtime.sealed.runnable_entry(record.entry_id)
+    """Private: policy ``read_packet`` of the packet of the call ``record``, on its entry.
+
+    An entry that left the catalog since took with it the attributes policy reads: its
+    packets stay readable by those who may read the ledger (``read_ledger``), by no one else.
+    """
+    try:
+        entry, _ = runtime.sealed.runnable_entry(record.entry_id)
+    except UnknownEntry:
+        _require_ledger_reader(runtime, principal)
+        return
     owner = record.principal == principal.id
     relation = "platform" if principal.tenant == PLATFORM_TENANT else "own"
     decision = runtime.policy.decide(
