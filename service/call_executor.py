@@ -98,8 +98,6 @@ class CallExecutor:
     def __init__(self, runtime: Runtime, workers: int, *, cancel_poll_s: float = 0.5) -> None:
         self._runtime = runtime
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="govex-call")
-        self._workers = workers
-        self._queued = 0  # jobs submitted to the pool and not ended: past workers, they wait
         self._running: dict[str, RunningCall] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -137,7 +135,6 @@ class CallExecutor:
         with self._lock:
             if self._closing:
                 token.cancel("service shutting down")
-            self._queued += 1
             future = self._pool.submit(self._run, accepted, token)
             running = RunningCall(accepted.call_id, future, token)
             self._running[accepted.call_id] = running
@@ -153,26 +150,21 @@ class CallExecutor:
         returned, or to what it raised. ``accept`` should mark its call as run at once.
         """
         pending: PendingAccept[OtherT] = PendingAccept()
-        with self._lock:
-            self._queued += 1
-            self._pool.submit(self._accept_then_run, accept, pending)
+        self._pool.submit(self._accept_then_run, accept, pending)
         return pending
 
     def _accept_then_run(
         self, accept: Callable[[], AcceptedCall | OtherT], pending: PendingAccept[OtherT]
     ) -> None:
         if not pending.take():
-            self._end_job()  # withdrawn while it waited for this thread: accepted elsewhere
-            return
+            return  # withdrawn while it waited for this thread: accepted elsewhere
         handoff = pending.handoff
         try:
             accepted = accept()
         except BaseException as exc:  # noqa: BLE001 - the submitter gets the refusal
-            self._end_job()
             handoff.set_exception(exc)
             return
         if not isinstance(accepted, AcceptedCall):
-            self._end_job()
             handoff.set_result(accepted)
             return
         token = CancelToken()
@@ -195,11 +187,6 @@ class CallExecutor:
         finally:
             with self._lock:
                 self._running.pop(accepted.call_id, None)
-            self._end_job()
-
-    def _end_job(self) -> None:
-        with self._lock:
-            self._queued -= 1
 
     def _reap(self) -> None:
         try:

@@ -55,34 +55,26 @@ def affinity_type(declared: str) -> ColumnType | None:
 
 
 def declared_types(
-    path: Path, sql: str, columns: Sequence[str], *, schema_version: int | None = None
+    path: Path, sql: str, columns: Sequence[str], *, schema_version: int
 ) -> tuple[ColumnType | None, ...]:
     """One type per result column of ``sql`` (``None`` where the schema says nothing).
 
     ``schema_version`` (SQLite's ``PRAGMA schema_version``, read in the statement's own
-    snapshot) lets the answer be reused: the same statement over the same file at the
-    same schema version has the same declared types.
+    snapshot) lets the answer be reused: the same statement over the same file (device,
+    inode) at the same schema version has the same declared types.
     """
-    if schema_version is None:
-        return _declared_types(path, sql, tuple(columns))
     try:
         stat = path.stat()
     except OSError:
         return tuple(_NOTHING for _ in columns)
-    return _declared_types_at(path, stat.st_dev, stat.st_ino, schema_version, sql, tuple(columns))
+    return _declared_types(path, stat.st_dev, stat.st_ino, schema_version, sql, tuple(columns))
 
 
 @functools.lru_cache(maxsize=256)
-def _declared_types_at(
+def _declared_types(
     path: Path, _dev: int, _ino: int, _schema_version: int, sql: str, columns: tuple[str, ...]
 ) -> tuple[ColumnType | None, ...]:
-    """Private: :func:`_declared_types`, once per file (device, inode) and schema version."""
-    return _declared_types(path, sql, columns)
-
-
-def _declared_types(
-    path: Path, sql: str, columns: tuple[str, ...]
-) -> tuple[ColumnType | None, ...]:
+    """Private: :func:`declared_types`, worked out once per cache key."""
     nothing = tuple(_NOTHING for _ in columns)
     parsed = _outer_select(sql)
     if parsed is None:
