@@ -43,6 +43,17 @@ class Principal(BaseModel):
     key_id: str
 
 
+def api_key_principal(record: KeyRecord) -> Principal:
+    """The principal an active API key ``record`` signs in as."""
+    return Principal(
+        id=record.principal,
+        roles=record.roles,
+        tenant=record.tenant,
+        auth_method="api_key",
+        key_id=record.key_id,
+    )
+
+
 class ApiKeyring:
     """API keys by token hash; empty means nobody gets in."""
 
@@ -82,13 +93,7 @@ class ApiKeyring:
         status = record.status(now)
         if status != "active":
             raise Unauthenticated(f"API key {record.key_id} is {status}", where=record.key_id)
-        return Principal(
-            id=record.principal,
-            roles=record.roles,
-            tenant=record.tenant,
-            auth_method="api_key",
-            key_id=record.key_id,
-        )
+        return api_key_principal(record)
 
     def _records(self) -> Mapping[str, KeyRecord]:
         if self._path is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from service.problems import problem_code
+from service.auth_refusals import ledger_refusal
 
 if TYPE_CHECKING:
     from service.errors import Unauthenticated
@@ -35,17 +35,4 @@ def refuse_forged_session(
     now = runtime.clock()
     runtime.auth.throttle.check(client, now)
     runtime.auth.throttle.record_failure(client, now)
-    entry = runtime.ledger.append(
-        "auth.refused",
-        {
-            "via": "http",
-            "client": client,
-            "request": request,
-            "request_id": request_id,
-            "code": problem_code(exc),
-            "reason": exc.message,
-            "where": exc.where,
-        },
-        now,
-    )
-    exc.ledger_seq = entry.seq
+    ledger_refusal(runtime, exc, via="http", client=client, request=request, request_id=request_id)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.console.errors import SignInRequired
 from service.errors import Unauthenticated
-from service.identity import Principal
+from service.identity import Principal, api_key_principal
 from service.jwt_auth import JwtVerifier
 from service.jwt_follow import FollowedJwtVerifier
 from service.jwt_keys import b64url_decode
@@ -172,13 +172,7 @@ def session_principal(
         status = record.status(runtime.clock())
         if status != "active":
             raise SignInRequired(f"API key {record.key_id} is {status}", where="ended")
-        return Principal(
-            id=record.principal,
-            roles=record.roles,
-            tenant=record.tenant,
-            auth_method="api_key",
-            key_id=record.key_id,
-        )
+        return api_key_principal(record)
     verifier = runtime.auth.jwt
     key_ids = verifier.key_ids if isinstance(verifier, FollowedJwtVerifier | JwtVerifier) else ()
     if claims.key_id not in key_ids or claims.tenant is None:
