@@ -23,6 +23,21 @@ def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def dave_claims(now: float | None = None, /, **overrides: object) -> dict[str, object]:
+    """The claims of a token for ``sub`` dave (analyst, tenant acme), valid for 5 minutes."""
+    t = int(time.time() if now is None else now)
+    return {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "dave",
+        "roles": ["analyst"],
+        "tenant": "acme",
+        "iat": t - 5,
+        "exp": t + 300,
+        **overrides,
+    }
+
+
 @dataclass(frozen=True)
 class Issuer:
     kid: str
@@ -42,17 +57,7 @@ class Issuer:
 
     def token(self, *, now: float | None = None, **overrides: object) -> str:
         """A signed token for ``sub`` dave (analyst, tenant acme), valid for 5 minutes."""
-        t = int(time.time() if now is None else now)
-        claims: dict[str, object] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": "dave",
-            "roles": ["analyst"],
-            "tenant": "acme",
-            "iat": t - 5,
-            "exp": t + 300,
-            **overrides,
-        }
+        claims = dave_claims(now, **overrides)
         header = {"alg": "EdDSA", "typ": "JWT", "kid": self.kid}
         signing_input = (
             f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"

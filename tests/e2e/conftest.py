@@ -125,8 +125,9 @@ def write_catalog(directory: Path, *, seal: bool = True, extra_toml: str = "") -
     return directory
 
 
-def write_keys(path: Path) -> Path:
-    keys = [
+def key_records() -> list[dict[str, object]]:
+    """The ``govex.keys/v1`` records of the e2e principals (token ``tok-<name>`` each)."""
+    return [
         {
             "key_id": f"k-{name}",
             "principal": name,
@@ -137,7 +138,10 @@ def write_keys(path: Path) -> Path:
         }
         for name, roles, tenant in KEYS
     ]
-    path.write_text(json.dumps({"format": "govex.keys/v1", "keys": keys}))
+
+
+def write_keys(path: Path) -> Path:
+    path.write_text(json.dumps({"format": "govex.keys/v1", "keys": key_records()}))
     return path
 
 

@@ -28,7 +28,7 @@ from service.errors import Unauthenticated
 from service.identity import ApiKeyring
 from tests.hardening.edges_http import assert_problem, edge_client
 from tests.hardening.edges_world import KID, EdgeWorld, build_edge_world
-from tests.jwt_issuer import AUDIENCE, ISSUER, Issuer, b64url
+from tests.jwt_issuer import Issuer, b64url, dave_claims
 from tests.pg_harness import PostgresServer
 
 
@@ -52,18 +52,8 @@ def _json(value: object) -> str:
 
 
 def _claims(**overrides: object) -> dict[str, object]:
-    now = int(time.time())
-    claims: dict[str, object] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "dave",
-        "roles": ["analyst"],
-        "tenant": "acme",
-        "iat": now - 5,
-        "exp": now + 300,
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
+    """Dave's claims with ``overrides``; a claim overridden with None is left out."""
+    return {k: v for k, v in dave_claims(**overrides).items() if v is not None}
 
 
 def _signed(

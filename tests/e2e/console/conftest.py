@@ -20,7 +20,7 @@ from catalog.seal import compute_seal
 from ledger.keys import SignerKey
 from service.api_keys import token_hash
 from service.settings import Settings
-from tests.e2e.conftest import KEYS, TOKENS, write_catalog, write_source
+from tests.e2e.conftest import TOKENS, key_records, write_catalog, write_source
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -73,17 +73,7 @@ def write_console_catalog(directory: Path) -> Path:
 
 
 def write_console_keys(path: Path) -> Path:
-    keys = [
-        {
-            "key_id": f"k-{name}",
-            "principal": name,
-            "roles": roles,
-            "tenant": tenant,
-            "sha256": token_hash(TOKENS[name]),
-            "expires_at": None,
-        }
-        for name, roles, tenant in KEYS
-    ]
+    keys = key_records()
     keys.append(
         {
             "key_id": "k-hostile",
