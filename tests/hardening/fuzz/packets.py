@@ -26,6 +26,18 @@ def scratch_dir() -> Path:
 
 
 @cache
+def scratch_zip() -> Path:
+    """The one file a packet target writes each input to (its folder made once per process)."""
+    return scratch_dir() / "packet.zip"
+
+
+def prepare_packet_target() -> None:
+    """A packet target's ``prepare``: the valid packet built and the scratch file placed."""
+    original()
+    scratch_zip()
+
+
+@cache
 def original() -> tuple[dict[str, bytes], DigestSet]:
     """A valid packet's members (bag-relative name -> bytes) and its manifest hash."""
     with tempfile.TemporaryDirectory() as folder:

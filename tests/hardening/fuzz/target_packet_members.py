@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import zipfile
-from functools import cache
-from typing import TYPE_CHECKING
 
 import atheris
 
 from service.packets.verify import CHECKS, verify_packet_file
-from tests.hardening.fuzz.packets import original, scratch_dir, zip_members
+from tests.hardening.fuzz.packets import original, prepare_packet_target, scratch_zip, zip_members
 from tests.service.packets.conftest import PacketKit
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 _OPERATIONS = ("replace", "splice", "truncate", "add", "remove", "rename")
 
 
-@cache
-def _path() -> Path:
-    return scratch_dir() / "packet.zip"
-
-
 def prepare() -> None:
-    original()
-    _path()
+    prepare_packet_target()
 
 
 def seeds() -> list[bytes]:
@@ -72,7 +61,7 @@ def test_one_input(data: bytes) -> None:
             members = PacketKit.rebag(members)
     root = "01JPACKETAAAAAAAAAAAAAAAAA" if fdp.ConsumeBool() else fdp.ConsumeUnicode(30)
     compression = zipfile.ZIP_STORED if fdp.ConsumeBool() else zipfile.ZIP_DEFLATED
-    path = _path()
+    path = scratch_zip()
     try:
         path.write_bytes(zip_members(members, root=root, compression=compression))
     except (ValueError, UnicodeEncodeError, IndexError):

@@ -8,24 +8,12 @@ valid packets built at run time, and the BagIt conformance bags zipped (see test
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING
-
 from service.packets.verify import CHECKS, verify_packet_file
-from tests.hardening.fuzz.packets import original, scratch_dir, seed_packets
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-
-@cache
-def _path() -> Path:
-    return scratch_dir() / "packet.zip"
+from tests.hardening.fuzz.packets import prepare_packet_target, scratch_zip, seed_packets
 
 
 def prepare() -> None:
-    original()
-    _path()
+    prepare_packet_target()
 
 
 def seeds() -> list[bytes]:
@@ -33,7 +21,7 @@ def seeds() -> list[bytes]:
 
 
 def test_one_input(data: bytes) -> None:
-    path = _path()
+    path = scratch_zip()
     path.write_bytes(data)
     report = verify_packet_file(path)
     names = [check.name for check in report.checks]
