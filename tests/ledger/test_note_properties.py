@@ -59,6 +59,10 @@ def test_a_signed_note_opens_to_its_text_with_any_one_of_its_keys(
 @settings(max_examples=150)
 @given(text=note_texts, data=st.data())
 def test_an_edited_signed_note_is_refused_or_keeps_its_text(text: str, data: st.DataObject) -> None:
+    _check_edited_note(text, data)
+
+
+def _check_edited_note(text: str, data: st.DataObject) -> None:
     signed = sign_note(text, [KEYS[0], KEYS[1]])
     edited = _edit(signed, data)
     try:
@@ -110,6 +114,10 @@ def test_a_tlog_proof_parses_back_from_its_text(proof: TlogProof) -> None:
 def test_an_edited_tlog_proof_is_refused_or_has_exactly_that_text(
     proof: TlogProof, data: st.DataObject
 ) -> None:
+    _check_edited_tlog_proof(proof, data)
+
+
+def _check_edited_tlog_proof(proof: TlogProof, data: st.DataObject) -> None:
     edited = _edit(format_tlog_proof(proof), data)
     try:
         parsed = parse_tlog_proof(edited)
@@ -127,12 +135,7 @@ def test_an_edited_tlog_proof_is_refused_or_has_exactly_that_text(
 def test_soak_an_edited_signed_note_is_refused_or_keeps_its_text(
     text: str, data: st.DataObject
 ) -> None:
-    signed = sign_note(text, [KEYS[0], KEYS[1]])
-    try:
-        note = open_note(_edit(signed, data), [KEYS[0].verifier_key])
-    except NoteError:
-        return
-    assert (note.text, note.verified_by) == (text, (KEYS[0].name,))
+    _check_edited_note(text, data)
 
 
 @pytest.mark.soak
@@ -141,9 +144,4 @@ def test_soak_an_edited_signed_note_is_refused_or_keeps_its_text(
 def test_soak_an_edited_tlog_proof_is_refused_or_has_exactly_that_text(
     proof: TlogProof, data: st.DataObject
 ) -> None:
-    edited = _edit(format_tlog_proof(proof), data)
-    try:
-        parsed = parse_tlog_proof(edited)
-    except LedgerError:
-        return
-    assert format_tlog_proof(parsed) == edited
+    _check_edited_tlog_proof(proof, data)
