@@ -455,7 +455,13 @@ def _run_query(
                 encode=_engine_format(contract),
             )
             if isinstance(source, PostgresSource)
-            else run_query(source.path, entry.sql, contract.inputs, contract.timeout_ms)
+            else run_query(
+                source.path,
+                entry.sql,
+                contract.inputs,
+                contract.timeout_ms,
+                readers=runtime.sqlite_readers,
+            )
         )
         path = f"data/result.{contract.output_format}"
         with opened as result:

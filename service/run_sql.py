@@ -16,6 +16,7 @@ come from the declared types of the columns the result reads (:mod:`service.sqli
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -23,12 +24,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from service.errors import QueryFailed, QueryTimedOut, SourceUnavailable
 from service.packets.columns import ColumnType
 from service.packets.tables import EncodedRows
 from service.sqlite_types import declared_types
+
+if TYPE_CHECKING:
+    from service.sqlite_readers import SqliteReaders
 
 BOUNDARY_SQLITE = (
     "mode=ro",
@@ -95,36 +100,134 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     return open_snapshot(path)[0]
 
 
-def open_snapshot(path: Path) -> tuple[sqlite3.Connection, int]:
+def open_snapshot(path: Path) -> tuple[SourceConnection, int]:
     """:func:`open_read_only`, and the schema version of the snapshot it reads."""
     if not path.is_file():
         raise SourceUnavailable(f"SQLite source file {path} does not exist", where=str(path))
+    conn = connect_read_only(path)
+    try:
+        return conn, begin_snapshot(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+
+
+class SourceConnection(sqlite3.Connection):
+    """A connection to a SQLite source, and the read authorizer installed on it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - sqlite3.connect's
+        super().__init__(*args, **kwargs)
+        self.lifted = False  # our own snapshot statements are being prepared
+        # Installed once: replacing an authorizer expires every prepared statement, and the
+        # entry's statement is then prepared (and authorized) again at each call.
+        self.set_authorizer(self._authorize)
+
+    def _authorize(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None
+    ) -> int:
+        if self.lifted:
+            return sqlite3.SQLITE_OK
+        return _authorize_read_only(action, arg1, arg2, db, src)
+
+    def run_own(self, sql: str) -> sqlite3.Cursor:
+        """Run one of this module's snapshot statements, which the read authorizer refuses."""
+        self.lifted = True
+        try:
+            return self.execute(sql)
+        finally:
+            self.lifted = False
+
+
+def connect_read_only(path: Path) -> SourceConnection:
+    """A ``mode=ro``, ``query_only`` connection to ``path`` under the read authorizer."""
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA query_only = ON")
-        # A read transaction gives the whole statement one snapshot.
-        conn.execute("BEGIN")
-        # Read in that snapshot, before the authorizer (which refuses pragmas) is set.
-        schema_version: int = conn.execute("PRAGMA schema_version").fetchone()[0]
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, factory=SourceConnection
+        )
+        conn.run_own("PRAGMA query_only = ON")
     except sqlite3.Error as exc:
         raise SourceUnavailable(
             f"cannot open SQLite source {path} read-only: {exc}", where=str(path)
         ) from exc
-    conn.set_authorizer(_authorize_read_only)
-    return conn, schema_version
+    return conn
+
+
+# Our own statements pass the authorizer when they are prepared, and sqlite3 keeps them
+# prepared, keyed by their text, without asking it again. A statement of an entry with the
+# very same text would run as prepared: the text holds a secret of this process, which no
+# catalog, sealed before the process started, can contain (and catalog.sqlcheck admits one
+# SELECT only).
+_NONCE = secrets.token_hex(16)
+_BEGIN = f"BEGIN /* govex snapshot {_NONCE} */"
+_SCHEMA_VERSION = f"PRAGMA schema_version /* govex snapshot {_NONCE} */"
+_END = f"ROLLBACK /* govex snapshot {_NONCE} */"
+
+
+def begin_snapshot(conn: SourceConnection, path: Path) -> int:
+    """Begin a read transaction (one snapshot for the statement); its schema version."""
+    try:
+        conn.run_own(_BEGIN)
+        schema_version: int = conn.run_own(_SCHEMA_VERSION).fetchone()[0]
+    except sqlite3.Error as exc:
+        raise SourceUnavailable(
+            f"cannot read SQLite source {path}: {exc}", where=str(path)
+        ) from exc
+    return schema_version
+
+
+def end_snapshot(conn: SourceConnection) -> bool:
+    """End the read transaction :func:`begin_snapshot` began; False if it could not."""
+    conn.set_progress_handler(None, 0)
+    try:
+        if conn.in_transaction:
+            conn.run_own(_END)
+    except sqlite3.Error:
+        return False
+    return not conn.in_transaction
+
+
+@contextmanager
+def _fresh_snapshot(path: Path) -> Iterator[tuple[SourceConnection, int]]:
+    """Private: a snapshot on a connection of its own, closed after the statement."""
+    conn, schema_version = open_snapshot(path)
+    try:
+        yield conn, schema_version
+    finally:
+        conn.close()
 
 
 @contextmanager
 def run_query(
-    path: Path, sql: str, params: Mapping[str, object], timeout_ms: int
+    path: Path,
+    sql: str,
+    params: Mapping[str, object],
+    timeout_ms: int,
+    *,
+    readers: SqliteReaders | None = None,
 ) -> Iterator[QueryResult]:
     """Execute ``sql`` with bound ``params``; rows stream out of the returned result.
+
+    With ``readers`` the statement runs on a connection kept between calls
+    (:mod:`service.sqlite_readers`); without, on one opened for it and closed after.
 
     Raises :class:`QueryTimedOut` (from the iteration too) when the deadline passes,
     :class:`QueryFailed` when the engine refuses or fails the statement.
     """
-    conn, schema_version = open_snapshot(path)
+    snapshot = _fresh_snapshot(path) if readers is None else readers.snapshot(path)
+    with snapshot as (conn, schema_version):
+        yield from _run_in_snapshot(conn, schema_version, path, sql, params, timeout_ms)
+
+
+def _run_in_snapshot(
+    conn: sqlite3.Connection,
+    schema_version: int,
+    path: Path,
+    sql: str,
+    params: Mapping[str, object],
+    timeout_ms: int,
+) -> Iterator[QueryResult]:
+    """Private: :func:`run_query` in a snapshot begun on ``conn``."""
     deadline = time.monotonic() + timeout_ms / 1000
     expired = False
 
@@ -142,11 +245,13 @@ def run_query(
             )
         return QueryFailed(f"SQLite refused or failed the statement: {exc}")
 
+    executed: list[sqlite3.Cursor] = []  # closed after, so the snapshot can end
     try:
         try:
             cursor = conn.execute(sql, dict(params))
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        executed.append(cursor)
         columns = tuple(d[0] for d in cursor.description or ())
         types = declared_types(path, sql, columns, schema_version=schema_version)
 
@@ -161,4 +266,5 @@ def run_query(
         yield QueryResult(columns, rows, column_types=types, engine_version=sqlite3.sqlite_version)
     finally:
         conn.set_progress_handler(None, 0)
-        conn.close()
+        for cursor in executed:
+            cursor.close()

@@ -34,6 +34,7 @@ from service.packets.recovery import ledger_lookup, recover_staging
 from service.policy import PolicySet
 from service.sealed_catalog import SealedCatalog, build_sealed_catalog
 from service.settings import Settings, sqlite_file
+from service.sqlite_readers import SqliteReaders
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class Runtime:
         """Granted approvals (an index of ledger entries), in the ledger's database."""
         return ApprovalIndex(self.ledger.engine)
 
+    @cached_property
+    def sqlite_readers(self) -> SqliteReaders:
+        """Read-only connections to SQLite sources, kept between calls."""
+        return SqliteReaders()
+
     def require_checkpointer(self) -> Checkpointer:
         """The checkpointer; :class:`SigningKeyMissing` when no signing key is configured."""
         if self.checkpointer is None:
@@ -68,6 +74,9 @@ class Runtime:
         return self.checkpointer
 
     def close(self) -> None:
+        readers: SqliteReaders | None = self.__dict__.get("sqlite_readers")
+        if readers is not None:
+            readers.close()
         self.ledger.close()
 
 

@@ -34,6 +34,7 @@ from service.run_postgres import run_postgres_query
 from service.run_sql import run_query
 from service.sealed_catalog import SealedCatalog
 from service.sources import PostgresSource, parse_source
+from service.sqlite_readers import SqliteReaders
 from tests.hardening.corpus_data import Mutating
 from tests.hardening.corpus_schema import create_postgres, create_sqlite
 from tests.hardening.fingerprint import (
@@ -177,10 +178,11 @@ def run_sqlite(
     *,
     params: dict[str, JsonScalar] | None = None,
     timeout_ms: int = TIMEOUT_MS,
+    readers: SqliteReaders | None = None,
 ) -> Outcome:
-    """``sql`` through the SQLite runner."""
+    """``sql`` through the SQLite runner (on a kept connection of ``readers`` if given)."""
     try:
-        with run_query(path, sql, params or {}, timeout_ms) as result:
+        with run_query(path, sql, params or {}, timeout_ms, readers=readers) as result:
             return Outcome(tuple(result.rows), None)
     except (QueryFailed, QueryTimedOut, SourceUnavailable) as exc:
         return Outcome(None, exc.message)

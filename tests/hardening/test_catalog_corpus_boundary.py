@@ -28,6 +28,7 @@ from psycopg import sql as pgsql
 from catalog.binds import numbered_binds
 from catalog.model import JsonScalar
 from service.run_postgres import _OUTPUT_SETTINGS, _adapters
+from service.sqlite_readers import SqliteReaders
 from tests.hardening.corpus_data import RAN, KnownGood, Mutating, known_good, mutating
 from tests.hardening.corpus_world import Outcome, PgShop, SqliteShop, run_postgres, run_sqlite
 from tests.hardening.fingerprint import Fingerprint
@@ -144,6 +145,15 @@ def test_a_mutating_statement_changes_nothing_through_the_postgres_boundary(
     assert changed == {}
 
 
+@pytest.fixture(scope="module")
+def kept_readers() -> Iterator[SqliteReaders]:
+    """One set of kept connections for the whole corpus: each statement runs after the rest."""
+    readers = SqliteReaders()
+    yield readers
+    readers.close()
+
+
+@pytest.mark.parametrize("connection", ["fresh", "kept"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "record",
@@ -155,12 +165,15 @@ def test_a_mutating_statement_changes_nothing_through_the_postgres_boundary(
 def test_a_mutating_statement_changes_nothing_through_the_sqlite_boundary(
     sqlite_shops: dict[str, SqliteShop],
     sqlite_tracked: dict[str, Tracked],
+    kept_readers: SqliteReaders,
     record: Mutating,
     mode: str,
+    connection: str,
 ) -> None:
     shop, tracked = sqlite_shops[mode], sqlite_tracked[mode]
     before = tracked.before()
-    outcome = run_sqlite(shop.path, record.text(str(shop.var)))
+    readers = kept_readers if connection == "kept" else None
+    outcome = run_sqlite(shop.path, record.text(str(shop.var)), readers=readers)
     changed = before.diff(tracked.after())
     _assert_outcome(record, outcome)
     assert changed == {}

@@ -65,3 +65,29 @@ def test_write_zip_gives_the_same_bytes_for_the_same_files(tmp_path: Path) -> No
         assert [i.filename for i in infos] == ["P/bagit.txt", "P/data/big.csv"]
         assert [i.compress_type for i in infos] == [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED]
         assert archive.read("P/data/big.csv") == (bag / "data" / "big.csv").read_bytes()
+
+
+def test_a_zip_assembled_in_memory_is_the_same_bytes_as_one_streamed_from_the_bag(
+    tmp_path: Path,
+) -> None:
+    bag = tmp_path / "bag"
+    (bag / "data").mkdir(parents=True)
+    files = {
+        "bagit.txt": b"BagIt-Version: 1.0\n",
+        "data/result.csv": b"id,v\n" + b"1,x\n" * 500,
+        "data/big.csv": b"id,v\n" + b"2,y\n" * (build.ZIP_STORE_ABOVE // 4 + 1),
+    }
+    for name, data in files.items():
+        (bag / name).write_bytes(data)
+    names = list(files)
+    build.write_zip(bag, "P", names, tmp_path / "streamed.zip")  # every member read from disk
+    build.write_zip(
+        bag, "P", names, tmp_path / "mixed.zip", contents={"bagit.txt": files["bagit.txt"]}
+    )
+    build.write_zip(tmp_path / "absent", "P", names, tmp_path / "memory.zip", contents=files)
+    streamed = (tmp_path / "streamed.zip").read_bytes()
+    assert (tmp_path / "mixed.zip").read_bytes() == streamed
+    assert (tmp_path / "memory.zip").read_bytes() == streamed
+    with zipfile.ZipFile(tmp_path / "memory.zip") as archive:
+        assert archive.testzip() is None
+        assert {n.removeprefix("P/"): archive.read(n) for n in archive.namelist()} == files
