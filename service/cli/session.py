@@ -58,12 +58,19 @@ def load_settings(config: Path | None = None, **overrides: object) -> Settings:
 
 
 def parse_params(items: list[str]) -> dict[str, ParamValue]:
-    """``--param name=value`` items as a mapping (values stay text); exit 2 on a bad item."""
+    """``--param name=value`` items as a mapping (values stay text); exit 2 on a bad item.
+
+    A name given twice is refused, as the HTTP API refuses a repeated JSON key: which of
+    the two values was meant is not for the parser to guess.
+    """
     pairs: dict[str, ParamValue] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
             typer.echo(f"error [invalid_request]: --param {item!r} is not name=value", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        if name in pairs:
+            typer.echo(f"error [invalid_request]: --param {name!r} is given twice", err=True)
             raise typer.Exit(EXIT_USAGE)
         pairs[name] = value
     return pairs

@@ -10,8 +10,9 @@ from service import approval_grants
 from service.approval_grants import ApprovalRequest, ApprovalView
 from service.approval_index import MAX_LISTED
 from service.deps import PrincipalDep, RequestIdDep, RuntimeDep
+from service.routes.json_route import JsonRoute
 
-router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+router = APIRouter(prefix="/v1/approvals", tags=["approvals"], route_class=JsonRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

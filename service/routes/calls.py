@@ -15,8 +15,9 @@ from service.call_events import call_events
 from service.call_index import CallQuery
 from service.contract import CallRequest
 from service.deps import ExecutorDep, PrincipalDep, RequestIdDep, RuntimeDep
+from service.routes.json_route import JsonRoute
 
-router = APIRouter(prefix="/v1/calls", tags=["calls"])
+router = APIRouter(prefix="/v1/calls", tags=["calls"], route_class=JsonRoute)
 _MAX_PAGE = 500
 
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter
 from catalog.seal import entry_digest
 from service.api_models import CatalogView, EntryView
 from service.deps import PrincipalDep, RuntimeDep
+from service.routes.json_route import JsonRoute
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"], route_class=JsonRoute)
 
 
 @router.get("")

@@ -19,8 +19,9 @@ from service.errors import NotReady, Unauthenticated
 from service.metrics import CONTENT_TYPE, Metrics
 from service.problems import PROBLEM_MEDIA_TYPE, problem_body
 from service.readiness import ReadinessProbe
+from service.routes.json_route import JsonRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 class ReadinessCheck(BaseModel):

@@ -15,8 +15,9 @@ from service.api_models import (
     LedgerPage,
 )
 from service.deps import PrincipalDep, RuntimeDep
+from service.routes.json_route import JsonRoute
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=JsonRoute)
 
 TEXT_MEDIA_TYPE = "text/plain"
 _TEXT_RESPONSE = {"content": {TEXT_MEDIA_TYPE: {"schema": {"type": "string"}}}}

@@ -35,9 +35,10 @@ from service.packets.options import parse_pin
 from service.packets.readers import ZipPacketReader
 from service.packets.report import VerifyReport
 from service.packets.verify import InclusionEvidence, verify_packet_file
+from service.routes.json_route import JsonRoute
 from service.runtime import Runtime
 
-router = APIRouter(prefix="/v1/packets", tags=["packets"])
+router = APIRouter(prefix="/v1/packets", tags=["packets"], route_class=JsonRoute)
 VERIFY_PATH = "/v1/packets/verify"  # streams an upload within its own bound (not the app's)
 
 _ZIP = "application/zip"

@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse
 
 from service.errors import NotFound
 from service.problems import PROBLEM_TYPE_PREFIX, ProblemKind, documented_kinds
+from service.routes.json_route import JsonRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -9,9 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import PrincipalDep, RuntimeDep
+from service.routes.json_route import JsonRoute
 from service.selftest import SelftestReport, selftest_for
 
-router = APIRouter(prefix="/v1", tags=["operations"])
+router = APIRouter(prefix="/v1", tags=["operations"], route_class=JsonRoute)
 
 
 @router.get("/selftest")

@@ -74,6 +74,12 @@ def test_call_runs_and_the_packet_verifies(world: Settings) -> None:
         ),
         pytest.param(["items.nope"], 4, "unknown_entry", id="unknown-entry"),
         pytest.param(["items.all", "-p", "novalue"], 2, "name=value", id="usage"),
+        pytest.param(
+            ["items.by_tenant", "-p", "min_amount=1", "--param", "min_amount=990"],
+            2,
+            "'min_amount' is given twice",
+            id="repeated-parameter",
+        ),
     ],
 )
 def test_call_exit_codes_follow_the_verdicts(

@@ -404,15 +404,38 @@ def test_a_lone_surrogate_anywhere_in_a_call_is_a_422_naming_where(
     assert (error["location"], error["pointer"]) == ("body", where)
 
 
-@pytest.mark.xfail(
-    reason="JSON objects with a repeated key are read last-one-wins (the contract records the "
-    "entry that ran); a body whose meaning depends on the parser should be refused",
-    strict=True,
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        pytest.param(
+            b'{"entry": "edge.masked", "entry": "edge.lookup", "params": {"name": "x"}}',
+            "/entry",
+            id="entry",
+        ),
+        pytest.param(
+            b'{"entry": "edge.lookup", "params": {"name": "x", "name": "y"}}',
+            "/params/name",
+            id="parameter",
+        ),
+        pytest.param(
+            b'{"entry": "edge.lookup", "params": {"name": "x"}, "ENTRY": 1, "params": {}}',
+            "/params",
+            id="after-a-case-variant",
+        ),
+    ],
 )
-def test_a_body_with_a_repeated_key_is_refused(client: TestClient, world: EdgeWorld) -> None:
-    body = b'{"entry": "edge.masked", "entry": "edge.lookup", "params": {"name": "x"}}'
+def test_a_body_with_a_repeated_key_is_refused_naming_where(
+    client: TestClient, world: EdgeWorld, body: bytes, pointer: str
+) -> None:
+    # A body whose meaning depends on the parser (first or last key wins) runs nothing.
+    ledger = client.app.state.runtime.ledger  # type: ignore[attr-defined]
+    before = ledger.size()
     response = client.post("/v1/calls", content=body, headers=world.bearer("alice") | JSON)
-    assert_problem(response, 422)
+    problem = assert_problem(response, 422, "invalid_request")
+    [error] = problem["errors"]
+    assert (error["location"], error["pointer"]) == ("body", pointer)
+    assert "appears twice" in error["detail"]
+    assert ledger.size() == before  # refused before anything: not even call.denied
 
 
 # --- ids in URLs ---------------------------------------------------------------------------------
