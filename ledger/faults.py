@@ -1,6 +1,6 @@
 """Named crash points: where the crash sweep kills the process; inert in a normal run.
 
-Each step of the append, packet and checkpoint protocols that leaves the disk in a new
+Each step of the append, packet, retention and checkpoint protocols that leaves the disk in a new
 state calls :func:`crash_point` with its name. In a normal process that call only tests a
 module flag. The crash sweep (``tests/hardening/test_crash_sweep.py``) starts processes
 with ``GOVEX_TEST_CRASH_AT=<point>[:<nth>]``: the ``nth`` time (default the first) that
@@ -46,6 +46,12 @@ CRASH_POINTS: Mapping[str, str] = MappingProxyType(
         "packet.renamed": "packet: renamed into the packet root (never fsynced), lock held",
         "packet.published": "packet: published, its staging lock released",
         "call.respond": "call: everything durable and published; the caller not yet answered",
+        # A retention sweep's removal of one packet (service.retention), after its
+        # packet.removed commits (the ledger.append.* points above).
+        "retention.ledgered": "retention: packet.removed durable; no record, zip still there",
+        "retention.record.written": "retention: record written to its temporary file, not renamed",
+        "retention.recorded": "retention: .removed/<id>.json durable; zip still there",
+        "retention.unlinked": "retention: zip unlinked and its folder fsynced",
         # Checkpoints (ledger.store.add_checkpoint).
         "checkpoint.insert": "checkpoint: signed row inserted, not committed",
         "checkpoint.commit": "checkpoint: committed, caller not yet told",

@@ -11,6 +11,9 @@ root, in this order:
    ``GET /v1/packets/{id}`` answers ``410`` from), replaced atomically;
 3. unlinks ``<packet root>/<packet_id>.zip`` and fsyncs the folder.
 
+Each step is a crash point (``retention.*`` in :mod:`ledger.faults`); the crash sweep
+kills a ``govex packets prune`` at each and restarts (tests/hardening/test_crash_retention.py).
+
 The ledger entries stay: ``packet.issued`` and its manifest hash still prove what the
 packet held. A crash after step 1 leaves a ledgered removal whose file exists: at start-up
 :meth:`RetentionSweeper.reconcile` finishes every ``packet.removed`` it finds (steps 2
@@ -34,6 +37,7 @@ from sqlalchemy import select
 from catalog.ids import is_opaque_id
 from ledger.entry import Entry, entry_from_leaf_input, parse_ts
 from ledger.errors import LedgerError
+from ledger.faults import crash_point
 from ledger.store import ledger_entries
 from service.errors import LeaseUnavailable
 from service.ids import new_ulid
@@ -51,6 +55,35 @@ LEASE_SCOPE = "govex:packet-retention"  # ':' is in no entry id: never a call's 
 LEASE_TTL = timedelta(minutes=10)  # renewed after every batch
 _BATCH = 500
 _STOP_TIMEOUT_S = 30.0
+
+
+_TEMPORARY = ".tmp"
+
+
+def _remove_orphan_records(folder: Path) -> None:
+    """Private: remove ``.<id>.<pid>.tmp`` records whose writing process no longer exists.
+
+    One host shares a packet root (service.packets.staging_lock), so a pid names a process
+    here. A pid reused since only keeps its file until that process ends too.
+    """
+    if not folder.is_dir():
+        return
+    for temporary in folder.glob(f".*{_TEMPORARY}"):
+        pid = temporary.name.removesuffix(_TEMPORARY).rpartition(".")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+            _log.warning("retention.orphan_record_removed", file=temporary.name)
+
+
+def _alive(pid: int) -> bool:
+    """Private: whether process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -91,8 +124,13 @@ class RetentionSweeper:
         return timedelta(days=days) if days > 0 else None
 
     def reconcile(self) -> list[str]:
-        """Carry out every ledgered removal whose file remains; the ids whose file it removed."""
+        """Carry out every ledgered removal whose file remains; the ids whose file it removed.
+
+        Also removes the temporary records of writers that died (``.<id>.<pid>.tmp`` whose
+        process is gone): a record is written to one, then renamed into place.
+        """
         finished = []
+        _remove_orphan_records(self._root / REMOVED_DIR)
         with self._lock:
             for entry in self._entries("packet.removed", self._removed_after):
                 packet_id = str(entry.body["packet_id"])
@@ -167,8 +205,11 @@ class RetentionSweeper:
             },
             self._runtime.clock(),
         )
+        crash_point("retention.ledgered")
         self._record(packet_id, removed.seq, issued.seq)
+        crash_point("retention.recorded")
         self._unlink(packet_id)
+        crash_point("retention.unlinked")
         return Removal(packet_id, issued.seq, issued.ts, removed.seq)
 
     def _record(self, packet_id: str, seq: int, issued_seq: int) -> None:
@@ -179,11 +220,12 @@ class RetentionSweeper:
         if removed_seq(self._root, packet_id) == seq:
             return
         text = json.dumps({"packet_id": packet_id, "removed_seq": seq, "issued_seq": issued_seq})
-        temporary = folder / f".{packet_id}.{os.getpid()}.tmp"
+        temporary = folder / f".{packet_id}.{os.getpid()}{_TEMPORARY}"
         with temporary.open("w", encoding="utf-8") as out:
             out.write(text + "\n")
             out.flush()
             os.fsync(out.fileno())
+        crash_point("retention.record.written")
         temporary.replace(target)
         fsync_dir(folder)
 
