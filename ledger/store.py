@@ -476,6 +476,21 @@ class LedgerStore:
         """The stored checkpoint of tree size ``size``, if any."""
         return self._checkpoint(select(ledger_checkpoints).where(ledger_checkpoints.c.size == size))
 
+    def recent_checkpoints(self, count: int) -> list[StoredCheckpoint]:
+        """The ``count`` stored checkpoints of the largest trees, smallest tree first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(ledger_checkpoints).order_by(ledger_checkpoints.c.size.desc()).limit(count)
+            ).all()
+        return [_stored(row) for row in reversed(rows)]
+
+    def checkpoint_count(self) -> int:
+        """How many checkpoints are stored."""
+        with self._engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(ledger_checkpoints)).scalar_one()
+            )
+
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, smallest tree first."""
         with self._engine.connect() as conn:

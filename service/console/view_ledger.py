@@ -119,10 +119,11 @@ def ledger_page(  # noqa: PLR0913 - one keyword per query parameter of the page
         raise FormRefused(f"limit is 1 to {MAX_LIMIT}", status=422, where="limit")
     if not 1 <= hours <= MAX_CHART_HOURS:
         raise FormRefused(f"hours is 1 to {MAX_CHART_HOURS}", status=422, where="hours")
-    stored = runtime.ledger.checkpoints()
+    # The latest few only: a ledger checkpointed every minute stores half a million a year.
+    stored = runtime.ledger.recent_checkpoints(CHECKPOINTS_SHOWN)
     consistency = None
     if old is not None or new is not None:
-        consistency = _consistency(runtime, principal, stored, old, new)
+        consistency = _consistency(runtime, principal, old, new)
     now = runtime.clock()
     since = format_ts(now - timedelta(hours=hours + 1))
     calls = reads.list_calls(runtime, principal, CallQuery(since=since, limit=CHART_MAX_CALLS))
@@ -142,8 +143,8 @@ def ledger_page(  # noqa: PLR0913 - one keyword per query parameter of the page
         next_start=first + len(entries) if first + len(entries) < size else None,
         origin=runtime.settings.origin,
         verifier_key=None if key is None else key.text(),
-        checkpoints=tuple(_checkpoint(c, key) for c in reversed(stored[-CHECKPOINTS_SHOWN:])),
-        checkpoint_count=len(stored),
+        checkpoints=tuple(_checkpoint(c, key) for c in reversed(stored)),
+        checkpoint_count=runtime.ledger.checkpoint_count(),
         default_old=stored[-2].size if len(stored) > 1 else (stored[-1].size if stored else 0),
         default_new=stored[-1].size if stored else 0,
         consistency=consistency,
@@ -201,19 +202,20 @@ def _signature(stored: StoredCheckpoint, key: VerifierKey | None) -> tuple[bool,
 def _consistency(
     runtime: Runtime,
     principal: Principal,
-    stored: list[StoredCheckpoint],
     old: int | None,
     new: int | None,
 ) -> Consistency:
     """Private: the proof between two stored checkpoints (a ledgered read), verified here."""
-    by_size = {c.size: c for c in stored}
+    by_size: dict[int, StoredCheckpoint] = {}
     chosen: list[int] = []
     for name, value in (("old", old), ("new", new)):
-        if value is None or value not in by_size:
+        found = None if value is None else runtime.ledger.checkpoint_at(value)
+        if found is None:
             raise FormRefused(
                 f"{name} must be the tree size of a stored checkpoint", status=422, where=name
             )
-        chosen.append(value)
+        by_size[found.size] = found
+        chosen.append(found.size)
     low, high = sorted(chosen)
     proof = reads.ledger_consistency_proof(runtime, principal, low, high)
     hashes = tuple(h.hex() for h in proof)

@@ -364,6 +364,18 @@ def test_checkpoints_are_stored_and_a_second_root_for_one_size_is_refused(
     assert caught.value.size == 4
 
 
+def test_the_recent_checkpoints_are_the_largest_trees_read_without_the_rest(
+    store: LedgerStore, moment: datetime
+) -> None:
+    assert (store.recent_checkpoints(3), store.checkpoint_count()) == ([], 0)
+    _denied(store, 6, moment)
+    for size in (5, 1, 6, 3, 2):  # stored out of order
+        store.add_checkpoint(size, store.root(size), f"{size}\n", moment)
+    assert [c.size for c in store.recent_checkpoints(3)] == [3, 5, 6]
+    assert [c.size for c in store.recent_checkpoints(10)] == [1, 2, 3, 5, 6]
+    assert store.checkpoint_count() == 5
+
+
 def test_verify_checks_stored_checkpoints_against_a_recomputed_chain(
     store: LedgerStore, backdoor: Backdoor, moment: datetime
 ) -> None:

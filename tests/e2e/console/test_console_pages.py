@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.console.view_ledger import CHECKPOINTS_SHOWN
 from tests.e2e.conftest import TOKENS
 from tests.e2e.console.conftest import (
     HOSTILE,
@@ -346,6 +347,29 @@ def test_the_ledger_page_shows_chain_checkpoints_consistency_and_the_chart(world
     assert "ran_clean" in text
     reads = {r["read"] for r in _reads_after(client, before)}
     assert {"ledger.entries", "ledger.consistency_proof"} <= reads
+
+
+def test_the_ledger_page_lists_the_latest_checkpoints_and_proves_from_any_stored_one(
+    world: World,
+) -> None:
+    client = _as(world, TOKENS["carol"])
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    checkpointer = runtime.require_checkpointer()
+    oldest = checkpointer.checkpoint()
+    for _ in range(CHECKPOINTS_SHOWN + 1):
+        run_call(client, "items.all", {})
+        checkpointer.checkpoint()
+    count = runtime.ledger.checkpoint_count()
+    assert count > CHECKPOINTS_SHOWN
+    latest = runtime.ledger.latest_checkpoint()
+    text = client.get(f"/console/ledger?old={oldest.size}&new={latest.size}").text
+    assert f"{count} signed checkpoints; the latest {CHECKPOINTS_SHOWN} below" in text
+    assert latest.root.hex() in text
+    # Not listed (older than the latest 20), yet still a stored checkpoint to prove from.
+    assert f"Consistent</span> from {oldest.size} to {latest.size}" in text
+    refused = client.get(f"/console/ledger?old={oldest.size + 1}&new={latest.size}")
+    assert refused.status_code == 422
+    assert "old must be the tree size of a stored checkpoint" in refused.text
 
 
 def test_console_routes_stay_out_of_the_openapi_document(world: World) -> None:
