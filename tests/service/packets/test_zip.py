@@ -7,6 +7,7 @@ import zipfile
 from typing import TYPE_CHECKING
 
 import bagit
+import pytest
 
 from service.packets import build
 from service.packets.verify import verify_packet_file
@@ -14,30 +15,47 @@ from service.packets.verify import verify_packet_file
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pytest
     from conftest import PacketKit  # type: ignore[import-not-found]
 
 PACKET_ID = "01JPACKETAAAAAAAAAAAAAAAAA"
 
 
-def test_files_above_the_bound_are_stored_and_the_rest_deflated(
+def test_files_between_the_bounds_are_deflated_and_the_rest_stored(
     kit: PacketKit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(build, "ZIP_DEFLATE_ABOVE", 500)
     monkeypatch.setattr(build, "ZIP_STORE_ABOVE", 4096)
     built = kit.build(rows=2000)
     with zipfile.ZipFile(built.zip_path) as archive:
         methods = {info.filename.split("/", 1)[1]: info for info in archive.infolist()}
     assert methods["data/result.jsonl"].file_size > 4096
     for name, info in methods.items():
-        expected = zipfile.ZIP_STORED if info.file_size > 4096 else zipfile.ZIP_DEFLATED
+        deflated = 500 < info.file_size <= 4096
+        expected = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
         assert info.compress_type == expected, name
     assert methods["data/result.jsonl"].compress_size == methods["data/result.jsonl"].file_size
-    assert methods["bagit.txt"].compress_type == zipfile.ZIP_DEFLATED
+    assert methods["bagit.txt"].compress_type == zipfile.ZIP_STORED
+    assert any(info.compress_type == zipfile.ZIP_DEFLATED for info in methods.values())
+
+
+@pytest.mark.parametrize(
+    ("size", "method"),
+    [
+        (0, zipfile.ZIP_STORED),
+        (build.ZIP_DEFLATE_ABOVE, zipfile.ZIP_STORED),
+        (build.ZIP_DEFLATE_ABOVE + 1, zipfile.ZIP_DEFLATED),
+        (build.ZIP_STORE_ABOVE, zipfile.ZIP_DEFLATED),
+        (build.ZIP_STORE_ABOVE + 1, zipfile.ZIP_STORED),
+    ],
+)
+def test_the_method_follows_from_the_size_alone(size: int, method: int) -> None:
+    assert build.zip_method(size) == method
 
 
 def test_a_zip_with_stored_files_is_the_same_bytes_every_time_and_verifies(
     kit: PacketKit, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.setattr(build, "ZIP_DEFLATE_ABOVE", 500)  # both methods in one zip
     monkeypatch.setattr(build, "ZIP_STORE_ABOVE", 4096)
     first = kit.build(rows=2000, where="one")
     second = kit.build(rows=2000, where="two")
@@ -63,7 +81,7 @@ def test_write_zip_gives_the_same_bytes_for_the_same_files(tmp_path: Path) -> No
     with zipfile.ZipFile(tmp_path / "a.zip") as archive:
         infos = archive.infolist()
         assert [i.filename for i in infos] == ["P/bagit.txt", "P/data/big.csv"]
-        assert [i.compress_type for i in infos] == [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED]
+        assert [i.compress_type for i in infos] == [zipfile.ZIP_STORED, zipfile.ZIP_STORED]
         assert archive.read("P/data/big.csv") == (bag / "data" / "big.csv").read_bytes()
 
 
@@ -74,7 +92,7 @@ def test_a_zip_assembled_in_memory_is_the_same_bytes_as_one_streamed_from_the_ba
     (bag / "data").mkdir(parents=True)
     files = {
         "bagit.txt": b"BagIt-Version: 1.0\n",
-        "data/result.csv": b"id,v\n" + b"1,x\n" * 500,
+        "data/result.csv": b"id,v\n" + b"1,x\n" * (build.ZIP_DEFLATE_ABOVE // 4 + 1),
         "data/big.csv": b"id,v\n" + b"2,y\n" * (build.ZIP_STORE_ABOVE // 4 + 1),
     }
     for name, data in files.items():
@@ -90,4 +108,6 @@ def test_a_zip_assembled_in_memory_is_the_same_bytes_as_one_streamed_from_the_ba
     assert (tmp_path / "memory.zip").read_bytes() == streamed
     with zipfile.ZipFile(tmp_path / "memory.zip") as archive:
         assert archive.testzip() is None
+        methods = {i.filename.removeprefix("P/"): i.compress_type for i in archive.infolist()}
+        assert methods["data/result.csv"] == zipfile.ZIP_DEFLATED
         assert {n.removeprefix("P/"): archive.read(n) for n in archive.namelist()} == files
