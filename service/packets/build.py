@@ -180,17 +180,23 @@ def write_zip(
     cache once, and removed when the zip is durable.
     """
     held = contents or {}
-    with zip_path.open("xb") as raw:
-        if all(name in held for name in names):
-            # Every member is in memory: assembled in memory too, the zip reaches the file in
-            # one write. zipfile seeks back to patch each member's header, and on a file each
-            # seek is a flush and two syscalls, each a GIL hand-off under concurrent calls.
-            assembled = io.BytesIO()
-            _zip_members(assembled, bag, root, names, held)
-            raw.write(assembled.getbuffer())
-        else:
+    if not all(name in held for name in names):
+        with zip_path.open("xb") as raw:
             _zip_members(raw, bag, root, names, held)
-        raw.flush()
+            raw.flush()
+            crash_point("packet.zip.written")
+            os.fsync(raw.fileno())
+        return
+    # Every member is in memory: assembled in memory too, the zip reaches its file in one
+    # unbuffered write. Each syscall lets go of the GIL, a hand-off between threads under
+    # concurrent calls; on a file, zipfile's seek back to each member's header is a flush
+    # and two of them, and a buffered file adds a tty check and a seek of its own.
+    with zip_path.open("xb", buffering=0) as raw:
+        assembled = io.BytesIO()
+        _zip_members(assembled, bag, root, names, held)
+        view, written = assembled.getbuffer(), 0
+        while written < len(view):  # an unbuffered write may write less than asked
+            written += raw.write(view[written:])
         crash_point("packet.zip.written")
         os.fsync(raw.fileno())
 
@@ -363,15 +369,19 @@ class PacketBuilder:
         self._state = "open"
         if self.final_path.exists():
             raise PacketBuildError(path=self.final_path.name, detail="packet already published")
-        self.staging.mkdir(parents=True, exist_ok=True)
         # Held until publish or discard: a worker starting meanwhile leaves these files alone.
-        lock = StagingLock.take(self.staging / f"{packet_id}{LOCK_SUFFIX}")
+        # A new lock file, or the id is taken: whatever a builder stages (bag, zip) exists
+        # only while its lock file does (discard and publish release the lock last, and a
+        # dead builder's lock file stays until start-up recovery settles what it left).
+        lock_path = self.staging / f"{packet_id}{LOCK_SUFFIX}"
+        try:
+            lock = StagingLock.create(lock_path)
+        except FileNotFoundError:  # the packet root's first packet: no staging folder yet
+            self.staging.mkdir(parents=True, exist_ok=True)
+            lock = StagingLock.create(lock_path)
         if lock is None:
             raise PacketBuildError(path=packet_id, detail="packet already staged")
         self._lock = lock
-        if self.bag.exists() or self.zip_path.exists():
-            lock.release()
-            raise PacketBuildError(path=packet_id, detail="packet already staged")
 
     def __enter__(self) -> Self:
         return self
@@ -529,11 +539,13 @@ class PacketBuilder:
         # The tag files (and small payload files) go from memory into the zip; only the zip
         # is made durable.
         contents = {**self._in_memory, **tags}
+        spilled = len(self._in_memory) < len(payload)  # a payload file went to the bag
         write_zip(self.bag, self.packet_id, [*tags, *payload], self.zip_path, contents=contents)
         self._in_memory.clear()
         crash_point("packet.zip.synced")
         fsync_dir(self.staging)
-        shutil.rmtree(self.bag, ignore_errors=True)  # scratch: absent when nothing spilled
+        if spilled:  # scratch; none was made for a packet held in memory
+            shutil.rmtree(self.bag, ignore_errors=True)
         crash_point("packet.staged")
         self._state = "finished"
         return StagedPacket(self.packet_id, manifest, packet_hash, self.zip_path)

@@ -38,6 +38,23 @@ class StagingLock:
             return None
         return cls(path, fd)
 
+    @classmethod
+    def create(cls, path: Path) -> StagingLock | None:
+        """Create ``path`` and lock it (a builder's own lock); None when it exists already.
+
+        Raises :class:`FileNotFoundError` when its folder does not exist.
+        """
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a cleaner opened it first: it releases and removes it
+            os.close(fd)
+            return None
+        return cls(path, fd)
+
     def release(self) -> None:
         """Remove the lock file, then unlock; idempotent."""
         if self._fd is None:
