@@ -10,7 +10,9 @@ same SELECT as a canned query on the same file (``GET /data/twenty.json``).
 A load generator in its own process keeps 16 connections busy over loopback (HTTP/1.1
 keep-alive, asyncio streams) for a fixed time and reports requests/s and latency
 percentiles. Configurations: Datasette (one process); govex, one worker, SQLite ledger;
-govex, 4 workers, PostgreSQL ledger (a throwaway server from tests/pg_harness.py).
+govex, 4 workers, PostgreSQL ledger (a throwaway server from tests/pg_harness.py). The
+load visits the three in turn for :data:`ROUNDS` rounds, and each is reported by its
+median round (:func:`measure`).
 
 Run alone: ``python bench/small_calls.py``; ``make bench`` runs it with the rest.
 """
@@ -29,7 +31,7 @@ import tempfile
 import time
 import venv
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from tests.pg_harness import PostgresServer  # noqa: E402
 
 CLIENTS = 16
 SECONDS = 10.0
+ROUNDS = 3
 WARMUP_S = 2.0
 TOKEN = "gvx-bench-small-calls"  # noqa: S105 - a throwaway key of the bench's own catalog
 DATASETTE = "datasette==0.65.5"
@@ -231,30 +234,19 @@ def _requests(port: int) -> tuple[bytes, bytes]:
     return govex, datasette
 
 
-def measure(work: Path) -> dict[str, dict[str, float]]:
+def measure(work: Path, rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
+    """Each configuration's median round of ``rounds``, the rounds interleaved.
+
+    The three servers run side by side (the two idle ones do nothing) and the load visits
+    them in turn, round after round, so a machine that slows down or speeds up during the
+    bench weighs on each configuration alike. Each result is the round with the median
+    requests/s, with ``rps_min`` and ``rps_max`` over the rounds.
+    """
     work.mkdir(parents=True, exist_ok=True)
     data, catalog, keys = _prepare(work)
-    results: dict[str, dict[str, float]] = {}
     datasette = _datasette(work)
     metadata = work / "metadata.json"
     metadata.write_text(json.dumps({"databases": {"data": {"queries": {"twenty": SQL}}}}))
-    port = _free_port()
-    with _server(
-        [
-            str(datasette),
-            "serve",
-            str(data),
-            "-m",
-            str(metadata),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-        ],
-        dict(os.environ),
-        str(port),
-    ) as server:
-        results["Datasette, canned query"] = _run_load(port, _requests(port)[1], (server,))
     govex = str(Path(sys.executable).parent / "govex")
     base_env = {
         **os.environ,
@@ -264,28 +256,51 @@ def measure(work: Path) -> dict[str, dict[str, float]]:
         "GOVEX_ORIGIN": "govex.bench/ledger/small",
         "GOVEX_CHECKPOINT_INTERVAL_S": "0",
     }
-    env = {
-        **base_env,
-        "GOVEX_LEDGER_URL": f"sqlite:///{work / 'ledger.sqlite'}",
-        "GOVEX_PACKET_ROOT": str(work / "packets-1"),
-    }
-    port = _free_port()
-    with _server([govex, "serve", "--port", str(port)], env, str(port)) as server:
-        results["govex, 1 worker, SQLite ledger"] = _run_load(port, _requests(port)[0], (server,))
     postgres = PostgresServer.start_new()
     try:
-        url = postgres.create_database("bench_small")
-        env = {**base_env, "GOVEX_LEDGER_URL": url, "GOVEX_PACKET_ROOT": str(work / "packets-4")}
-        port = _free_port()
-        command = [govex, "serve", "--port", str(port), "--workers", "4"]
-        with _server(command, env, str(port)) as server:
-            both = (server, postgres.pid)  # the workers' CPU and the ledger database's
-            results["govex, 4 workers, PostgreSQL ledger"] = _run_load(
-                port, _requests(port)[0], both
+        with ExitStack() as stack:
+            targets: dict[str, tuple[int, bytes, tuple[int, ...]]] = {}
+            port = _free_port()
+            command = [str(datasette), "serve", str(data), "-m", str(metadata), "-p", str(port)]
+            server = stack.enter_context(
+                _server([*command, "-h", "127.0.0.1"], dict(os.environ), str(port))
             )
+            targets["Datasette, canned query"] = (port, _requests(port)[1], (server,))
+            port = _free_port()
+            env = {
+                **base_env,
+                "GOVEX_LEDGER_URL": f"sqlite:///{work / 'ledger.sqlite'}",
+                "GOVEX_PACKET_ROOT": str(work / "packets-1"),
+            }
+            server = stack.enter_context(
+                _server([govex, "serve", "--port", str(port)], env, str(port))
+            )
+            targets["govex, 1 worker, SQLite ledger"] = (port, _requests(port)[0], (server,))
+            port = _free_port()
+            env = {
+                **base_env,
+                "GOVEX_LEDGER_URL": postgres.create_database("bench_small"),
+                "GOVEX_PACKET_ROOT": str(work / "packets-4"),
+            }
+            command = [govex, "serve", "--port", str(port), "--workers", "4"]
+            server = stack.enter_context(_server(command, env, str(port)))
+            both = (server, postgres.pid)  # the workers' CPU and the ledger database's
+            targets["govex, 4 workers, PostgreSQL ledger"] = (port, _requests(port)[0], both)
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            for _ in range(rounds):
+                for name, (port, request, pids) in targets.items():
+                    runs[name].append(_run_load(port, request, pids))
     finally:
         postgres.stop()
-    return results
+    return {name: _median_round(measured) for name, measured in runs.items()}
+
+
+def _median_round(measured: list[dict[str, float]]) -> dict[str, float]:
+    """The round with the median requests/s (the lower one of an even count), and the range."""
+    ordered = sorted(measured, key=lambda figures: figures["rps"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median.update(rps_min=ordered[0]["rps"], rps_max=ordered[-1]["rps"], rounds=len(ordered))
+    return median
 
 
 def section(results: dict[str, dict[str, float]]) -> str:
@@ -293,21 +308,28 @@ def section(results: dict[str, dict[str, float]]) -> str:
     one = results["govex, 1 worker, SQLite ledger"]
     four = results["govex, 4 workers, PostgreSQL ledger"]
     rows = "\n".join(
-        f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']:.0f} "
+        f"| {name} | {r['rps']:,.0f} | {r['rps_min']:,.0f} to {r['rps_max']:,.0f} "
+        f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']:.0f} "
         f"| {r['cpu_ms']:.2f} | {r['cores']:.2f} |"
         for name, r in results.items()
     )
+    rounds = int(reference["rounds"])
     return (
         f"{HEADING}\n\n"
         f"{CLIENTS} concurrent clients over loopback for {SECONDS:.0f} s each (after "
         f"{WARMUP_S:.0f} s of warm-up); each govex request is a fully governed call (ledgered "
         "durably, packet written and published), Datasette serves the same 20-row SELECT as "
         "a canned query on the same SQLite file. Run alone: `python bench/small_calls.py`.\n\n"
+        f"{rounds} rounds, the three configurations in turn in each (their servers up side by "
+        "side): each row is the configuration's median round by requests/s, with the range "
+        "over the rounds (runs of the same code differ by up to a fifth on a shared 2-core "
+        "machine).\n\n"
         "CPU ms/request: user + system time of the server's processes (and, for 4 workers, "
         "of the PostgreSQL server) over the load, per request served; cores: that times "
         "requests/s. The load generator runs on the same cores.\n\n"
-        "| configuration | requests/s | p50 ms | p99 ms | non-2xx | CPU ms/request | cores |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| configuration | requests/s | range | p50 ms | p99 ms | non-2xx | CPU ms/request "
+        "| cores |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n\n"
         f"- govex 1 worker / Datasette: **{one['rps'] / reference['rps']:.2f}x** requests/s "
         f"(target 1.0x), p99 {one['p99_ms']:.0f} ms vs {reference['p99_ms']:.0f} ms (target: no "
