@@ -10,8 +10,9 @@ own snapshot), runs the statement from sqlite3's statement cache, and ends the t
 A kept connection is the same connection as a fresh one (``mode=ro``, ``query_only`` and
 the read authorizer: :func:`service.run_sql.connect_read_only`), and a call leaves nothing
 in it for the next: the authorizer refuses every write, temporary tables, ``ATTACH`` and
-pragmas. A file replaced under its path (another inode) is opened afresh; a connection
-whose transaction could not be ended is closed, not kept.
+pragmas. A file replaced under its path (another inode) is opened afresh, and a file
+removed lets go of its kept connection (and so of its disk space) at the next call on it;
+a connection whose transaction could not be ended is closed, not kept.
 """
 
 from __future__ import annotations
@@ -54,20 +55,16 @@ class SqliteReaders:
 
         Raises :class:`SourceUnavailable` for a missing or unreadable file.
         """
-        identity = _identity(path)
         kept = self._kept()
         held = kept.pop(path, None)
-        conn: SourceConnection | None = None
-        if held is not None:
-            with self._lock:
-                idle = held[1] in self._idle  # else close() has closed it
-                self._idle.discard(held[1])
-            if idle and held[0] == identity:
-                conn = held[1]
-            else:  # replaced under its path (read the new file), or closed
-                held[1].close()
-        if conn is None:
-            conn = connect_read_only(path)
+        try:
+            identity = _identity(path)
+        except SourceUnavailable:
+            if held is not None:  # the file is gone: let go of it (and of its disk space)
+                self._drop(held[1])
+            raise
+        reused = held is not None and self._drop(held[1], keep=held[0] == identity)
+        conn = held[1] if held is not None and reused else connect_read_only(path)
         try:
             schema_version = begin_snapshot(conn, path)
         except BaseException:
@@ -77,6 +74,19 @@ class SqliteReaders:
             yield conn, schema_version
         finally:
             self._give_back(kept, path, identity, conn)
+
+    def _drop(self, conn: SourceConnection, *, keep: bool = False) -> bool:
+        """Private: take ``conn`` out of the idle set; close it unless ``keep`` (and open).
+
+        Whether it may be used: not when close() closed it meanwhile.
+        """
+        with self._lock:
+            idle = conn in self._idle  # else close() has closed it
+            self._idle.discard(conn)
+        if keep and idle:
+            return True
+        conn.close()
+        return False
 
     def _give_back(
         self,

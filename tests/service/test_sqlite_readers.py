@@ -139,6 +139,15 @@ def test_close_closes_the_kept_connections_and_keeps_no_more(
         after.execute("SELECT 1")
 
 
+def test_a_source_removed_is_let_go_of(readers: SqliteReaders, source: Path) -> None:
+    kept = _connection(readers, source)
+    source.unlink()  # a kept connection would hold the removed file (and its space) open
+    with pytest.raises(SourceUnavailable, match="does not exist"):
+        _rows(readers, source)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        kept.execute("SELECT 1")
+
+
 def test_a_missing_source_is_unavailable(readers: SqliteReaders, tmp_path: Path) -> None:
     with pytest.raises(SourceUnavailable, match="does not exist"):
         _rows(readers, tmp_path / "nope.sqlite")
