@@ -11,7 +11,7 @@ A kept connection is the same connection as a fresh one (``mode=ro``, ``query_on
 the read authorizer: :func:`service.run_sql.connect_read_only`), and a call leaves nothing
 in it for the next: the authorizer refuses every write, temporary tables, ``ATTACH`` and
 pragmas. A file replaced under its path (another inode) is opened afresh, and a file
-removed lets go of its kept connection (and so of its disk space) at the next call on it;
+removed lets go of a thread's kept connection (and its disk space) at that thread's next call;
 a connection whose transaction could not be ended is closed, not kept.
 """
 
