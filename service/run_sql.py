@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -102,14 +103,24 @@ def open_read_only(path: Path) -> sqlite3.Connection:
 
 def open_snapshot(path: Path) -> tuple[SourceConnection, int]:
     """:func:`open_read_only`, and the schema version of the snapshot it reads."""
-    if not path.is_file():
-        raise SourceUnavailable(f"SQLite source file {path} does not exist", where=str(path))
+    source_identity(path)
     conn = connect_read_only(path)
     try:
         return conn, begin_snapshot(conn, path)
     except BaseException:
         conn.close()
         raise
+
+
+def source_identity(path: Path) -> tuple[int, int]:
+    """The file ``path`` names now (``st_dev``, ``st_ino``); refuses a missing file."""
+    try:
+        status = path.stat()
+    except OSError:
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
+        raise SourceUnavailable(f"SQLite source file {path} does not exist", where=str(path))
+    return status.st_dev, status.st_ino
 
 
 class SourceConnection(sqlite3.Connection):
@@ -178,7 +189,6 @@ def begin_snapshot(conn: SourceConnection, path: Path) -> int:
 
 def end_snapshot(conn: SourceConnection) -> bool:
     """End the read transaction :func:`begin_snapshot` began; False if it could not."""
-    conn.set_progress_handler(None, 0)
     try:
         if conn.in_transaction:
             conn.run_own(_END)

@@ -17,13 +17,18 @@ a connection whose transaction could not be ended is closed, not kept.
 
 from __future__ import annotations
 
-import stat
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from service.errors import SourceUnavailable
-from service.run_sql import SourceConnection, begin_snapshot, connect_read_only, end_snapshot
+from service.run_sql import (
+    SourceConnection,
+    begin_snapshot,
+    connect_read_only,
+    end_snapshot,
+    source_identity,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,13 +63,15 @@ class SqliteReaders:
         kept = self._kept()
         held = kept.pop(path, None)
         try:
-            identity = _identity(path)
+            identity = source_identity(path)
         except SourceUnavailable:
             if held is not None:  # the file is gone: let go of it (and of its disk space)
                 self._drop(held[1])
             raise
-        reused = held is not None and self._drop(held[1], keep=held[0] == identity)
-        conn = held[1] if held is not None and reused else connect_read_only(path)
+        if held is not None and self._drop(held[1], keep=held[0] == identity):
+            conn = held[1]
+        else:
+            conn = connect_read_only(path)
         try:
             schema_version = begin_snapshot(conn, path)
         except BaseException:
@@ -111,14 +118,3 @@ class SqliteReaders:
             idle, self._idle = self._idle, set()
         for conn in idle:
             conn.close()
-
-
-def _identity(path: Path) -> _FileIdentity:
-    """Private: the file ``path`` names now; :class:`SourceUnavailable` if not a file."""
-    try:
-        status = path.stat()
-    except OSError:
-        status = None
-    if status is None or not stat.S_ISREG(status.st_mode):
-        raise SourceUnavailable(f"SQLite source file {path} does not exist", where=str(path))
-    return status.st_dev, status.st_ino
