@@ -212,8 +212,7 @@ def _zip_members(
     target: IO[bytes], bag: Path, root: str, names: Sequence[str], held: Mapping[str, bytes]
 ) -> None:
     """Private: write :func:`write_zip`'s archive to ``target`` (a file or a buffer)."""
-    block = bytearray(_COPY_BLOCK)  # one buffer for every read: no fresh pages per block
-    view = memoryview(block)
+    block: bytearray | None = None  # one buffer for every read, made for the first file read
     with zipfile.ZipFile(target, "w") as archive:
         for name in sorted(names):
             data = held.get(name)
@@ -227,6 +226,8 @@ def _zip_members(
             if data is not None:
                 archive.writestr(info, data)
             else:
+                block = block or bytearray(_COPY_BLOCK)  # no fresh pages per block
+                view = memoryview(block)
                 with source.open("rb") as src, archive.open(info, "w") as dst:
                     while count := src.readinto(block):
                         dst.write(view[:count])
