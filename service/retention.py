@@ -55,9 +55,7 @@ LEASE_SCOPE = "govex:packet-retention"  # ':' is in no entry id: never a call's 
 LEASE_TTL = timedelta(minutes=10)  # renewed after every batch
 _BATCH = 500
 _STOP_TIMEOUT_S = 30.0
-
-
-_TEMPORARY = ".tmp"
+_TEMPORARY = ".tmp"  # a record being written: .<packet_id>.<pid>.tmp, then renamed
 
 
 def _remove_orphan_records(folder: Path) -> None:

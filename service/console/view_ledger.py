@@ -206,21 +206,20 @@ def _consistency(
     new: int | None,
 ) -> Consistency:
     """Private: the proof between two stored checkpoints (a ledgered read), verified here."""
-    by_size: dict[int, StoredCheckpoint] = {}
-    chosen: list[int] = []
+    chosen: list[StoredCheckpoint] = []
     for name, value in (("old", old), ("new", new)):
         found = None if value is None else runtime.ledger.checkpoint_at(value)
         if found is None:
             raise FormRefused(
                 f"{name} must be the tree size of a stored checkpoint", status=422, where=name
             )
-        by_size[found.size] = found
-        chosen.append(found.size)
-    low, high = sorted(chosen)
+        chosen.append(found)
+    first, last = sorted(chosen, key=lambda checkpoint: checkpoint.size)
+    low, high = first.size, last.size
     proof = reads.ledger_consistency_proof(runtime, principal, low, high)
     hashes = tuple(h.hex() for h in proof)
     try:
-        verify_consistency(low, high, by_size[low].root, by_size[high].root, proof)
+        verify_consistency(low, high, first.root, last.root, proof)
     except LedgerError as exc:
         return Consistency(low, high, hashes, consistent=False, detail=exc.message)
     detail = (
