@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -157,6 +158,25 @@ def make_world(
         packet_root=tmp_path / "packets",
         origin="govex.test/ledger/e2e",
     )
+
+
+def calls_days_ago(world: Settings, n: int, days: float) -> list[dict[str, Any]]:
+    """``n`` calls that each publish a packet, made by a service whose clock is ``days`` behind.
+
+    Packets issued then are as old as retention sees them (their ``packet.issued`` time).
+    """
+
+    def clock() -> datetime:
+        return datetime.now(UTC) - timedelta(days=days)
+
+    headers = {"Authorization": f"Bearer {TOKENS['alice']}"}
+    with TestClient(create_app(world, clock=clock)) as client:
+        results = []
+        for _ in range(n):
+            response = client.post("/v1/calls", json={"entry": "items.first_ten"}, headers=headers)
+            assert response.status_code == 201, response.text
+            results.append(response.json())
+    return results
 
 
 @pytest.fixture

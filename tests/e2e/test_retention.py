@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +20,10 @@ from service.errors import LeaseUnavailable
 from service.retention import LEASE_SCOPE, LEASE_TTL, RetentionSweeper, removed_seq
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
+from tests.e2e.conftest import calls_days_ago
 
 PROBLEM = "application/problem+json"
 ALICE = {"Authorization": "Bearer tok-alice"}
-
-
-def _days_ago(days: float) -> Callable[[], datetime]:
-    return lambda: datetime.now(UTC) - timedelta(days=days)
-
-
-def _calls(world: Settings, n: int, *, clock: Callable[[], datetime]) -> list[dict[str, Any]]:
-    """``n`` calls that each publish a packet, made by a service whose clock says ``clock``."""
-    with TestClient(create_app(world, clock=clock)) as client:
-        results = []
-        for _ in range(n):
-            response = client.post("/v1/calls", json={"entry": "items.first_ten"}, headers=ALICE)
-            assert response.status_code == 201, response.text
-            results.append(response.json())
-    return results
 
 
 def _zip(world: Settings, packet_id: str) -> Path:
@@ -80,8 +66,8 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
 def test_the_server_removes_expired_packets_ledgers_them_and_answers_410(
     world: Settings,
 ) -> None:
-    old = _calls(world, 2, clock=_days_ago(3))
-    (new,) = _calls(world, 1, clock=_days_ago(0))
+    old = calls_days_ago(world, 2, 3)
+    (new,) = calls_days_ago(world, 1, 0)
     kept = _with(world, packet_retention_days=1)
     with TestClient(create_app(kept), raise_server_exceptions=False) as client:
         _wait_until(lambda: not any(_zip(world, c["packet_id"]).exists() for c in old))
@@ -122,8 +108,8 @@ def test_the_server_removes_expired_packets_ledgers_them_and_answers_410(
 def test_a_sweep_removes_only_what_is_older_than_the_retention(
     world: Settings, runtime_of: Callable[[Settings], Runtime]
 ) -> None:
-    (older,) = _calls(world, 1, clock=_days_ago(10))
-    (younger,) = _calls(world, 1, clock=_days_ago(5))
+    (older,) = calls_days_ago(world, 1, 10)
+    (younger,) = calls_days_ago(world, 1, 5)
     sweeper = RetentionSweeper(runtime_of(_with(world, packet_retention_days=7)))
     removals = sweeper.sweep()
     assert [r.packet_id for r in removals] == [older["packet_id"]]
@@ -136,7 +122,7 @@ def test_a_sweep_removes_only_what_is_older_than_the_retention(
 def test_a_dry_run_changes_nothing(
     world: Settings, runtime_of: Callable[[Settings], Runtime]
 ) -> None:
-    (old,) = _calls(world, 1, clock=_days_ago(3))
+    (old,) = calls_days_ago(world, 1, 3)
     sweeper = RetentionSweeper(runtime_of(_with(world, packet_retention_days=1)))
     (would,) = sweeper.sweep(dry_run=True)
     assert (would.packet_id, would.removed_seq) == (old["packet_id"], None)
@@ -148,7 +134,7 @@ def test_a_dry_run_changes_nothing(
 def test_without_a_retention_nothing_expires(
     world: Settings, runtime_of: Callable[[Settings], Runtime]
 ) -> None:
-    (old,) = _calls(world, 1, clock=_days_ago(3000))
+    (old,) = calls_days_ago(world, 1, 3000)
     sweeper = RetentionSweeper(runtime_of(world))
     assert sweeper.retention is None
     assert sweeper.sweep() == []
@@ -158,7 +144,7 @@ def test_without_a_retention_nothing_expires(
 def test_one_sweep_at_a_time_across_processes(
     world: Settings, runtime_of: Callable[[Settings], Runtime]
 ) -> None:
-    (old,) = _calls(world, 1, clock=_days_ago(3))
+    (old,) = calls_days_ago(world, 1, 3)
     settings = _with(world, packet_retention_days=1)
     other = runtime_of(settings)  # another process, as far as the lease table knows
     other.leases.acquire(
@@ -170,7 +156,7 @@ def test_one_sweep_at_a_time_across_processes(
 
 
 def test_a_removal_ledgered_before_a_crash_is_finished_at_start(world: Settings) -> None:
-    (old,) = _calls(world, 1, clock=_days_ago(3))
+    (old,) = calls_days_ago(world, 1, 3)
     packet_id = old["packet_id"]
     issued = next(
         e for e in _entries(world, "packet.issued") if e["body"]["packet_id"] == packet_id
@@ -210,7 +196,7 @@ def _config(world: Settings, path: Path, **extra: object) -> Path:
 
 
 def test_govex_packets_prune_dry_run_then_prune(world: Settings, tmp_path: Path) -> None:
-    (old,) = _calls(world, 1, clock=_days_ago(3))
+    (old,) = calls_days_ago(world, 1, 3)
     config = _config(world, tmp_path / "govex.toml", packet_retention_days=2)
     runner = CliRunner()
 

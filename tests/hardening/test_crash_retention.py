@@ -11,17 +11,14 @@ and verifies, and no temporary record is left behind.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from fastapi.testclient import TestClient
 
 from ledger.faults import CRASH_POINTS
 from ledger.store import LedgerStore
-from service.app import create_app
 from service.retention import REMOVED_DIR, removed_seq
-from tests.e2e.conftest import TOKENS
+from tests.e2e.conftest import calls_days_ago
 from tests.hardening.crash_forks import ForkServer, shared_fork_server
 from tests.hardening.crash_invariants import Acknowledged, check_after_restart
 from tests.hardening.crash_world import copy_world, new_world, process_env, restart
@@ -43,23 +40,6 @@ CASES = {
 }
 
 
-def _call(settings: Settings, *, days_ago: float) -> Acknowledged:
-    """A call that publishes a packet, made by a service whose clock is ``days_ago`` behind."""
-    settings = settings.model_copy(update={"checkpoint_interval_s": 0})
-
-    def clock() -> datetime:
-        return datetime.now(UTC) - timedelta(days=days_ago)
-
-    with TestClient(create_app(settings, clock=clock)) as client:
-        response = client.post(
-            "/v1/calls",
-            json={"entry": "items.first_ten"},
-            headers={"Authorization": f"Bearer {TOKENS['alice']}"},
-        )
-    assert response.status_code == 201, response.text
-    return Acknowledged.of(response.json())
-
-
 @pytest.fixture(scope="module")
 def forks() -> ForkServer:
     return shared_fork_server()
@@ -70,8 +50,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Acknowledg
     """A world with an old packet (three days) and a new one, to copy per case."""
     base = tmp_path_factory.mktemp("retention-template")
     settings = new_world(base / "world")
-    old = _call(settings, days_ago=3)
-    new = _call(settings, days_ago=0)
+    old = Acknowledged.of(calls_days_ago(settings, 1, 3)[0])
+    new = Acknowledged.of(calls_days_ago(settings, 1, 0)[0])
     return base / "world", old, new
 
 
